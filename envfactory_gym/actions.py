@@ -1,0 +1,94 @@
+"""Parse a model's raw text into tool calls and a message, Qwen3/Hermes style. Never raises."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+_THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
+_TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
+_UNCLOSED_TOOL_CALL = re.compile(r"<tool_call>(?!.*</tool_call>)(.*)\Z", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class ParsedCall:
+    """One `<tool_call>` block: a call if it parsed, else the reason it did not."""
+
+    name: str | None
+    arguments: Any
+    error: str | None = None
+    raw: str = ""
+
+
+@dataclass
+class ParsedAction:
+    """What the agent did in one turn: tool calls (maybe malformed) and/or text for the user."""
+
+    message: str
+    calls: list[ParsedCall] = field(default_factory=list)
+
+    @property
+    def is_tool_turn(self) -> bool:
+        return bool(self.calls)
+
+
+def strip_thinking(text: str) -> str:
+    """Remove `<think>` blocks, an unclosed one, and a reasoning prefix ending in `</think>`."""
+    if "think>" not in text:
+        return text
+    text = _THINK.sub("", text)
+    if "</think>" in text:
+        text = text.rsplit("</think>", 1)[1]
+    if "<think>" in text:
+        text = text.split("<think>", 1)[0]
+    return text
+
+
+def parse_action(text: Any) -> ParsedAction:
+    """Split raw model output into tool calls and the plain-text message around them."""
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    text = strip_thinking(text)
+    if "<tool_call>" not in text:
+        return ParsedAction(message=text.strip())
+    calls = [_parse_call(body) for body in _TOOL_CALL.findall(text)]
+    message = _TOOL_CALL.sub("", text)
+    unclosed = _UNCLOSED_TOOL_CALL.search(message) if "<tool_call>" in message else None
+    if unclosed:
+        calls.append(_parse_call(unclosed.group(1), closed=False))
+        message = message[: unclosed.start()]
+    return ParsedAction(message=message.strip(), calls=calls)
+
+
+def _parse_call(body: str, closed: bool = True) -> ParsedCall:
+    raw = body.strip()
+    if not closed:
+        return ParsedCall(None, None, "tool call is missing its closing </tool_call> tag", raw)
+    try:
+        payload = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        return ParsedCall(None, None, f"tool call is not valid JSON ({exc})", raw)
+    if not isinstance(payload, dict):
+        return ParsedCall(None, None, "tool call must be a JSON object with 'name'", raw)
+    name = payload.get("name")
+    if not isinstance(name, str) or not name:
+        return ParsedCall(None, None, "tool call has no 'name' string", raw)
+    arguments = payload.get("arguments", payload.get("parameters", {}))
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except (ValueError, RecursionError):
+            return ParsedCall(name, None, f"arguments of {name} are not a JSON object", raw)
+    if arguments is None:
+        arguments = {}
+    if not isinstance(arguments, dict):
+        return ParsedCall(name, None, f"arguments of {name} must be a JSON object", raw)
+    return ParsedCall(name, arguments, None, raw)
+
+
+def format_tool_call(name: str, arguments: dict[str, Any]) -> str:
+    """The Qwen3/Hermes text for one call, as a policy would emit it."""
+    payload = json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
+    return f"<tool_call>\n{payload}\n</tool_call>"

@@ -1,0 +1,106 @@
+"""`envfactory`: list the envs, evaluate an agent on them, benchmark them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+
+import envfactory_gym
+from envfactory_gym.package import load_package
+from envfactory_gym.registry import package_name
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = []
+    for env_id in envfactory_gym.ENV_IDS:
+        package = load_package(package_name(env_id))
+        splits = {s: len(package.tasks_for(s)) for s in ("train", "test")}
+        rows.append((env_id, package.config.domain, len(package.tools), len(package.tasks), splits))
+    if args.json:
+        print(json.dumps([
+            {"env": e, "domain": d, "tools": t, "tasks": n, "splits": s} for e, d, t, n, s in rows
+        ], indent=2))  # fmt: skip
+        return 0
+    print(f"{'env':<28}{'domain':<10}{'tools':>6}{'tasks':>7}  train/test")
+    for env_id, domain, tools, tasks, splits in rows:
+        print(f"{env_id:<28}{domain:<10}{tools:>6}{tasks:>7}  {splits['train']}/{splits['test']}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from envfactory_gym.agents import make_agent
+    from envfactory_gym.evaluation import evaluate
+
+    agent = make_agent(args.agent, **({"seed": args.seed} if args.agent == "random" else {}))
+    report = evaluate(args.env, agent, args.agent, split=args.split, seed=args.seed)
+    print(
+        f"{report['env']} {report['agent']} split={report['split']}: "
+        f"success {report['success_rate']:.3f}, mean reward {report['mean_reward']:.3f} "
+        f"over {report['tasks']} tasks"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from envfactory_gym.bench import bench
+
+    result = bench(args.env, repeats=args.repeats, episodes=args.episodes)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{result['env']} (one core, median of {args.repeats})")
+    print(f"  read step   {result['read_step_us']:>9.1f} us  ({result['workload']['read']})")
+    print(f"  write step  {result['write_step_us']:>9.1f} us  ({result['workload']['write']})")
+    print(f"  reset       {result['reset_us']:>9.1f} us  (after a write)")
+    print(f"  reward      {result['reward_us']:>9.1f} us")
+    print(f"  episodes/s  {result['episodes_per_s_10_calls']:>9} (10 calls + final answer)")
+    print(
+        f"  memory      {result['memory_per_instance_bytes'] / 2**20:>9.2f} MiB per instance "
+        f"({result['memory_ratio']}x the {result['db_bytes'] / 2**20:.2f} MiB database)"
+    )
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="envfactory", description=__doc__)
+    sub = root.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", help="registered envs with their tool and task counts")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_list)
+    p = sub.add_parser("eval", help="run an agent over an env's tasks")
+    p.add_argument("--env", default="envfactory/Airline-v0")
+    p.add_argument("--agent", default="oracle", help="oracle | random")
+    p.add_argument("--split", default="test", choices=["train", "test", "all"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", metavar="PATH", help="write the full report here")
+    p.set_defaults(fn=cmd_eval)
+    p = sub.add_parser("bench", help="time step, reset and reward of an env")
+    p.add_argument("--env", default="envfactory/Airline-v0")
+    p.add_argument("--repeats", type=int, default=2000)
+    p.add_argument("--episodes", type=int, default=300)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_bench)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if getattr(args, "env", None) and args.env not in gym.registry:
+        known = ", ".join(envfactory_gym.ENV_IDS)
+        print(f"envfactory: unknown env {args.env!r}; registered: {known}", file=sys.stderr)
+        return 2
+    try:
+        return args.fn(args)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        print(f"envfactory: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""SQLite state: a pristine template per env package, an in-memory copy per env instance.
+
+An episode runs inside the SAVEPOINT `episode`, so `reset()` is a `ROLLBACK TO` whose cost is
+proportional to what the episode changed. Each tool call runs in its own nested SAVEPOINT, so a
+call that fails leaves no trace. Triggers write every row change into `_changes`, a log that the
+rollbacks undo too, which gives the episode's row-level diff in O(changes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+CHANGE_LOG = "_changes"
+
+Diff = dict[str, dict[str, list[dict[str, Any]]]]
+
+
+def connect_memory() -> sqlite3.Connection:
+    """An in-memory connection in autocommit mode (we manage transactions with savepoints)."""
+    conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def build_template(
+    schema_sql: str, seed: Callable[[sqlite3.Connection], None]
+) -> sqlite3.Connection:
+    """Create the schema, load the seed rows, then install the change-log triggers."""
+    conn = connect_memory()
+    conn.executescript(schema_sql)
+    conn.execute("BEGIN")
+    seed(conn)
+    conn.execute("COMMIT")
+    problems = conn.execute("PRAGMA foreign_key_check").fetchall()
+    if problems:
+        raise ValueError(f"seed data violates foreign keys: {problems[:5]}")
+    install_change_log(conn)
+    return conn
+
+
+def user_tables(conn: sqlite3.Connection) -> list[str]:
+    rows = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+        "AND name != ? ORDER BY name",
+        (CHANGE_LOG,),
+    )
+    return [name for (name,) in rows]
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def install_change_log(conn: sqlite3.Connection) -> None:
+    """Add `_changes` and AFTER INSERT/UPDATE/DELETE triggers on every table."""
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {CHANGE_LOG} ("
+        "seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, pk TEXT NOT NULL, old TEXT, new TEXT)"
+    )
+    for table in user_tables(conn):
+        info = conn.execute(f"PRAGMA table_info({_quote(table)})").fetchall()
+        columns = [row[1] for row in info]
+        pk_columns = [row[1] for row in sorted(info, key=lambda r: r[5]) if row[5] > 0]
+
+        log = f"INSERT INTO {CHANGE_LOG} (tbl, pk, old, new) VALUES ('{table}', "
+        name = table.replace('"', "")
+        conn.executescript(
+            f"""
+            CREATE TRIGGER "_log_{name}_insert" AFTER INSERT ON {_quote(table)} BEGIN
+              {log}{_key_json("NEW", pk_columns)}, NULL, {_row_json("NEW", columns)}); END;
+            CREATE TRIGGER "_log_{name}_update" AFTER UPDATE ON {_quote(table)} BEGIN
+              {log}{_key_json("OLD", pk_columns)}, {_row_json("OLD", columns)}, NULL);
+              {log}{_key_json("NEW", pk_columns)}, NULL, {_row_json("NEW", columns)}); END;
+            CREATE TRIGGER "_log_{name}_delete" AFTER DELETE ON {_quote(table)} BEGIN
+              {log}{_key_json("OLD", pk_columns)}, {_row_json("OLD", columns)}, NULL); END;
+            """
+        )
+
+
+def _row_json(alias: str, columns: Sequence[str]) -> str:
+    pairs = ", ".join(f"'{c}', {alias}.{_quote(c)}" for c in columns)
+    return f"json_object({pairs})"
+
+
+def _key_json(alias: str, pk_columns: Sequence[str]) -> str:
+    if not pk_columns:
+        return f"json_array({alias}.rowid)"
+    return "json_array(" + ", ".join(f"{alias}.{_quote(c)}" for c in pk_columns) + ")"
+
+
+class Database:
+    """The handle tools receive: parameterized queries over one env instance's SQLite copy."""
+
+    def __init__(self, template: sqlite3.Connection) -> None:
+        self.conn = connect_memory()
+        template.backup(self.conn)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("SAVEPOINT episode")
+        self._call_depth = 0
+
+    # ----- queries tools use -------------------------------------------------------------
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        return [dict(row) for row in self.conn.execute(sql, params)]
+
+    def row(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
+        found = self.conn.execute(sql, params).fetchone()
+        return dict(found) if found is not None else None
+
+    def value(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+        found = self.conn.execute(sql, params).fetchone()
+        return found[0] if found is not None else None
+
+    # ----- episode and call boundaries ----------------------------------------------------
+    def reset(self) -> None:
+        """Undo everything since the episode began: a rollback of the changed pages only."""
+        self.conn.execute("ROLLBACK TO episode")
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        """Run one tool call atomically: any exception rolls back all of its writes."""
+        self.conn.execute("SAVEPOINT call")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK TO call")
+            self.conn.execute("RELEASE call")
+            raise
+        self.conn.execute("RELEASE call")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # ----- what changed -------------------------------------------------------------------
+    def changes(self) -> list[tuple[str, str, str | None, str | None]]:
+        """Net row changes since the episode began: (table, key, before, after) as JSON text."""
+        first_old: dict[tuple[str, str], str | None] = {}
+        last_new: dict[tuple[str, str], str | None] = {}
+        for tbl, pk, old, new in self.conn.execute(
+            f"SELECT tbl, pk, old, new FROM {CHANGE_LOG} ORDER BY seq"
+        ):
+            key = (tbl, pk)
+            if key not in first_old:
+                first_old[key] = old
+            last_new[key] = new
+        net = []
+        for key, before in first_old.items():
+            after = last_new.get(key)
+            if before != after:
+                net.append((key[0], key[1], before, after))
+        net.sort(key=lambda c: (c[0], c[1]))
+        return net
+
+    def diff(self) -> Diff:
+        """Readable diff: per table, rows added, removed and changed (with only changed fields)."""
+        return diff_from_changes(self.changes())
+
+    def state_digest(self) -> dict[str, str]:
+        """Canonical, order-independent digest of every table's full contents."""
+        return {table: table_digest(self.conn, table) for table in user_tables(self.conn)}
+
+    def size_bytes(self) -> int:
+        page_count = self.conn.execute("PRAGMA page_count").fetchone()[0]
+        page_size = self.conn.execute("PRAGMA page_size").fetchone()[0]
+        return page_count * page_size
+
+
+def table_digest(conn: sqlite3.Connection, table: str) -> str:
+    """sha256 over the sorted hashes of a table's rows: independent of row order."""
+    row_hashes = sorted(
+        hashlib.sha256(json.dumps(list(row), default=str).encode()).digest()
+        for row in conn.execute(f"SELECT * FROM {_quote(table)}")
+    )
+    return hashlib.sha256(b"".join(row_hashes)).hexdigest()
+
+
+def diff_from_changes(changes: Sequence[tuple[str, str, str | None, str | None]]) -> Diff:
+    diff: Diff = {}
+    for table, key, before, after in changes:
+        entry = diff.setdefault(table, {"added": [], "removed": [], "changed": []})
+        if before is None and after is not None:
+            entry["added"].append(json.loads(after))
+        elif after is None and before is not None:
+            entry["removed"].append(json.loads(before))
+        elif before is not None and after is not None:
+            old, new = json.loads(before), json.loads(after)
+            fields = {k: [old.get(k), v] for k, v in new.items() if old.get(k) != v}
+            entry["changed"].append({"key": json.loads(key), "fields": fields})
+    return diff
+
+
+def diff_digest(diff: Diff) -> str:
+    """Canonical digest of a readable diff: equal diffs give equal digests, whatever the order."""
+    canonical = {
+        table: {
+            kind: sorted(json.dumps(item, sort_keys=True) for item in items)
+            for kind, items in entry.items()
+        }
+        for table, entry in diff.items()
+        if any(entry.values())
+    }
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,31 @@
+"""Replay ground-truth calls on a fresh copy of an env package's database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from envfactory_gym.database import Database, Diff
+from envfactory_gym.package import EnvPackage
+from envfactory_gym.tasks import ToolCall
+
+
+@dataclass
+class Replay:
+    results: list[Any]
+    diff: Diff
+
+
+def replay(package: EnvPackage, calls: list[ToolCall], db: Database | None = None) -> Replay:
+    """Run the calls in order on a pristine database; any failing call raises."""
+    db = db or Database(package.template)
+    db.reset()
+    results = []
+    for index, call in enumerate(calls):
+        tool = package.tools.get(call.name)
+        if tool is None:
+            raise ValueError(f"call {index}: unknown tool {call.name!r}")
+        arguments = tool.validate(call.arguments)
+        with db.call():
+            results.append(tool(db, **arguments))
+    return Replay(results=results, diff=db.diff())

@@ -1,0 +1,152 @@
+"""The tool API env packages build on: the `@tool` decorator, `ToolError`, and schema derivation.
+
+A tool is a plain typed function whose first parameter is the database handle. Its JSON schema
+(OpenAI / MCP function format) comes from the signature and the docstring, and the same pydantic
+model validates the arguments an agent sends before the function runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from typing import Any, Literal, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+ToolKind = Literal["read", "write", "generic"]
+
+
+class ToolError(Exception):
+    """A failure the agent should see (not found, not allowed, not enough balance...)."""
+
+
+class ArgumentError(ToolError):
+    """The arguments do not match the tool's schema: a format error, penalized in the reward."""
+
+
+class Tool:
+    """One callable tool: the function, its argument model and its JSON schema."""
+
+    def __init__(self, fn: Callable[..., Any], kind: ToolKind = "read") -> None:
+        self.fn = fn
+        self.name = fn.__name__
+        self.kind = kind
+        summary, arg_docs = parse_docstring(fn.__doc__ or "")
+        self.description = summary
+        self.arguments_model = _arguments_model(fn, arg_docs)
+        self.parameters = _inline_refs(self.arguments_model.model_json_schema())
+        self.parameters.pop("title", None)
+        for prop in self.parameters.get("properties", {}).values():
+            prop.pop("title", None)
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        """The OpenAI function-calling schema: `{"type": "function", "function": {...}}`."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.parameters,
+            },
+        }
+
+    def validate(self, arguments: Any) -> dict[str, Any]:
+        """Check arguments against the schema; raise `ArgumentError` naming the bad argument."""
+        if not isinstance(arguments, dict):
+            raise ArgumentError(
+                f"arguments for {self.name} must be a JSON object, got {type(arguments).__name__}"
+            )
+        try:
+            model = self.arguments_model.model_validate(arguments)
+        except ValidationError as exc:
+            raise ArgumentError(_describe_validation_error(self.name, exc)) from None
+        return {name: _plain(getattr(model, name)) for name in type(model).model_fields}
+
+    def __call__(self, db: Any, **arguments: Any) -> Any:
+        return self.fn(db, **arguments)
+
+    def __repr__(self) -> str:
+        return f"Tool({self.name!r}, kind={self.kind!r})"
+
+
+def tool(fn: Callable[..., Any] | None = None, *, kind: ToolKind = "read") -> Any:
+    """Mark a function as a tool: `@tool` or `@tool(kind="write")`."""
+
+    def wrap(f: Callable[..., Any]) -> Tool:
+        return Tool(f, kind=kind)
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
+    """Split a Google-style docstring into its summary and per-argument descriptions."""
+    doc = inspect.cleandoc(doc)
+    parts = re.split(r"^\s*Args:\s*$", doc, maxsplit=1, flags=re.MULTILINE)
+    summary = " ".join(parts[0].split())
+    arg_docs: dict[str, str] = {}
+    if len(parts) == 2:
+        section = re.split(r"^\s*(?:Returns|Raises|Yields|Examples?):\s*$", parts[1], flags=re.M)[0]
+        current = None
+        for line in section.splitlines():
+            match = re.match(r"^\s{0,8}(\w+)\s*(?:\([^)]*\))?:\s*(.*)$", line)
+            if match:
+                current = match.group(1)
+                arg_docs[current] = match.group(2).strip()
+            elif current and line.strip():
+                arg_docs[current] += " " + line.strip()
+    return summary, arg_docs
+
+
+def _arguments_model(fn: Callable[..., Any], arg_docs: dict[str, str]) -> type[BaseModel]:
+    hints = get_type_hints(fn, include_extras=True)
+    params = list(inspect.signature(fn).parameters.values())[1:]  # the first is the db handle
+    fields: dict[str, Any] = {}
+    for param in params:
+        annotation = hints.get(param.name, Any)
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[param.name] = (annotation, Field(default, description=arg_docs.get(param.name)))
+    config = ConfigDict(extra="forbid", strict=True)
+    return create_model(f"{fn.__name__}_arguments", __config__=config, **fields)
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """Replace `$ref`s by their definitions: function-calling schemas are read best inline."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                target = dict(defs[node["$ref"].split("/")[-1]])
+                target.pop("title", None)
+                return resolve(target)
+            return {
+                k: resolve(v) for k, v in node.items() if k != "title" or not isinstance(v, str)
+            }
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    return resolve(schema)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _describe_validation_error(tool_name: str, exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "arguments"
+        if err["type"] == "missing":
+            problems.append(f"missing required argument '{where}'")
+        elif err["type"] == "extra_forbidden":
+            problems.append(f"unknown argument '{where}'")
+        else:
+            problems.append(f"argument '{where}': {err['msg']}")
+    return f"invalid arguments for {tool_name}: " + "; ".join(problems)

@@ -1,0 +1,550 @@
+"""EF Airlines tools. Names, arguments and semantics follow tau2-bench's airline domain."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import operator
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from envfactory_gym import Database, ToolError, tool
+
+NOW = "2024-05-15T15:00:00"
+TODAY = NOW[:10]
+INSURANCE_FEE = 30
+BAG_FEE = 50
+Cabin = Literal["basic_economy", "economy", "business"]
+
+
+class FlightSegment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    flight_number: str
+    date: str
+
+
+class Passenger(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    first_name: str
+    last_name: str
+    dob: str
+
+
+class PaymentPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    payment_id: str
+    amount: int
+
+
+# ----- helpers (not tools) -------------------------------------------------------------------
+def _user(db: Database, user_id: str) -> dict:
+    user = db.row("SELECT * FROM users WHERE user_id = ?", (user_id,))
+    if user is None:
+        raise ToolError(f"user {user_id!r} not found")
+    return user
+
+
+def _reservation(db: Database, reservation_id: str) -> dict:
+    found = db.row("SELECT * FROM reservations WHERE reservation_id = ?", (reservation_id,))
+    if found is None:
+        raise ToolError(f"reservation {reservation_id!r} not found")
+    return found
+
+
+def _flight_date(db: Database, flight_number: str, date: str) -> dict:
+    found = db.row(
+        "SELECT f.origin, f.destination, f.departure_time, f.arrival_time, d.* "
+        "FROM flight_dates d JOIN flights f USING (flight_number) "
+        "WHERE d.flight_number = ? AND d.date = ?",
+        (flight_number, date),
+    )
+    if found is None:
+        raise ToolError(f"flight {flight_number} does not operate on {date}")
+    return found
+
+
+def _payment_method(db: Database, user_id: str, payment_id: str) -> dict:
+    method = db.row(
+        "SELECT * FROM payment_methods WHERE payment_id = ? AND user_id = ?", (payment_id, user_id)
+    )
+    if method is None:
+        raise ToolError(f"payment method {payment_id!r} not found in the user's profile")
+    return method
+
+
+def _charge(db: Database, reservation_id: str, method: dict, amount: int) -> None:
+    """Record a payment (negative: a refund) and move a gift card's or certificate's balance."""
+    if amount == 0:
+        return
+    if method["source"] == "gift_card":
+        if method["balance"] < amount:
+            raise ToolError(f"gift card {method['payment_id']} balance is not enough")
+        db.execute(
+            "UPDATE payment_methods SET balance = balance - ? WHERE payment_id = ?",
+            (amount, method["payment_id"]),
+        )
+    elif method["source"] == "certificate" and amount > 0:
+        if method["balance"] < amount:
+            raise ToolError(f"certificate {method['payment_id']} balance is not enough")
+        db.execute(
+            "UPDATE payment_methods SET balance = 0 WHERE payment_id = ?", (method["payment_id"],)
+        )
+    db.execute(
+        "INSERT INTO payments (reservation_id, payment_id, amount) VALUES (?, ?, ?)",
+        (reservation_id, method["payment_id"], amount),
+    )
+
+
+def _move_seats(db: Database, segments: list[dict], cabin: str, delta: int) -> None:
+    """Take (delta < 0) or give back seats on flights that are still bookable."""
+    column = f"seats_{cabin}"
+    for segment in segments:
+        db.execute(
+            f"UPDATE flight_dates SET {column} = {column} + ? "
+            "WHERE flight_number = ? AND date = ? AND status = 'available'",
+            (delta, segment["flight_number"], segment["date"]),
+        )
+
+
+def _new_id(db: Database, prefix: str, table: str, column: str, digits: bool) -> str:
+    """A fresh id derived from the database state, so replays give the same ids."""
+    count = db.value(f"SELECT count(*) FROM {table}")
+    for attempt in range(1000):
+        digest = hashlib.sha256(f"{table}:{count}:{attempt}".encode()).hexdigest().upper()
+        candidate = prefix + (str(int(digest[:12], 16))[:7] if digits else digest[:6])
+        if db.value(f"SELECT 1 FROM {table} WHERE {column} = ?", (candidate,)) is None:
+            return candidate
+    raise ToolError("could not allocate a new id")
+
+
+def _reservation_view(db: Database, reservation_id: str) -> dict:
+    reservation = _reservation(db, reservation_id)
+    flights = db.rows(
+        "SELECT rf.flight_number, rf.date, f.origin, f.destination, rf.price "
+        "FROM reservation_flights rf JOIN flights f USING (flight_number) "
+        "WHERE rf.reservation_id = ? ORDER BY rf.position",
+        (reservation_id,),
+    )
+    passengers = db.rows(
+        "SELECT first_name, last_name, dob FROM reservation_passengers "
+        "WHERE reservation_id = ? ORDER BY position",
+        (reservation_id,),
+    )
+    payments = db.rows(
+        "SELECT payment_id, amount FROM payments WHERE reservation_id = ? ORDER BY payment_seq",
+        (reservation_id,),
+    )
+    reservation["insurance"] = "yes" if reservation["insurance"] else "no"
+    return {
+        **reservation,
+        "flights": flights,
+        "passengers": passengers,
+        "payment_history": payments,
+    }
+
+
+def _flight_view(found: dict) -> dict:
+    return {
+        "flight_number": found["flight_number"],
+        "origin": found["origin"],
+        "destination": found["destination"],
+        "date": found["date"],
+        "status": found["status"],
+        "scheduled_departure_time_est": found["departure_time"],
+        "scheduled_arrival_time_est": found["arrival_time"],
+        "available_seats": {
+            c: found[f"seats_{c}"] for c in ("basic_economy", "economy", "business")
+        },
+        "prices": {c: found[f"price_{c}"] for c in ("basic_economy", "economy", "business")},
+    }
+
+
+def _search(db: Database, origin: str, destination: str | None, date: str, after: str = "") -> list:
+    rows = db.rows(
+        "SELECT f.origin, f.destination, f.departure_time, f.arrival_time, d.* "
+        "FROM flights f JOIN flight_dates d USING (flight_number) "
+        "WHERE f.origin = ? AND (? IS NULL OR f.destination = ?) AND d.date = ? "
+        "AND d.status = 'available' AND f.departure_time >= ? "
+        "ORDER BY f.departure_time, f.flight_number",
+        (origin, destination, destination, date, after),
+    )
+    return [_flight_view(row) for row in rows]
+
+
+def _check_segments(db: Database, segments: list[dict], cabin: str, passengers: int) -> list[dict]:
+    found = []
+    for segment in segments:
+        flight = _flight_date(db, segment["flight_number"], segment["date"])
+        if flight["status"] != "available":
+            raise ToolError(
+                f"flight {flight['flight_number']} on {flight['date']} is not available "
+                f"(status: {flight['status']})"
+            )
+        if flight[f"seats_{cabin}"] < passengers:
+            raise ToolError(f"not enough {cabin} seats on flight {flight['flight_number']}")
+        found.append(flight)
+    return found
+
+
+# ----- read tools ----------------------------------------------------------------------------
+@tool
+def get_user_details(db: Database, user_id: str) -> dict:
+    """Get the details of a user: profile, membership, payment methods, saved passengers and
+    reservation ids.
+
+    Args:
+        user_id: The user ID, such as 'sara_doe_496'.
+    """
+    user = _user(db, user_id)
+    methods = db.rows(
+        "SELECT payment_id, source, brand, last_four, balance FROM payment_methods "
+        "WHERE user_id = ? ORDER BY payment_id",
+        (user_id,),
+    )
+    user["payment_methods"] = {
+        m["payment_id"]: {k: v for k, v in m.items() if v is not None and k != "payment_id"}
+        for m in methods
+    }
+    user["saved_passengers"] = db.rows(
+        "SELECT first_name, last_name, dob FROM saved_passengers WHERE user_id = ? "
+        "ORDER BY first_name, last_name",
+        (user_id,),
+    )
+    user["reservations"] = [
+        r["reservation_id"]
+        for r in db.rows(
+            "SELECT reservation_id FROM reservations WHERE user_id = ? ORDER BY rowid", (user_id,)
+        )
+    ]
+    return user
+
+
+@tool
+def get_reservation_details(db: Database, reservation_id: str) -> dict:
+    """Get the details of a reservation: flights, passengers, payments, bags and insurance.
+
+    Args:
+        reservation_id: The reservation ID, such as '8JX2WO'.
+    """
+    return _reservation_view(db, reservation_id)
+
+
+@tool
+def list_all_airports(db: Database) -> list[dict]:
+    """List every airport the airline serves, as IATA code and city."""
+    return db.rows("SELECT iata, city FROM airports ORDER BY iata")
+
+
+@tool
+def search_direct_flight(db: Database, origin: str, destination: str, date: str) -> list[dict]:
+    """Search bookable direct flights between two airports on a date.
+
+    Args:
+        origin: The origin airport IATA code, such as 'JFK'.
+        destination: The destination airport IATA code, such as 'LAX'.
+        date: The date of the flight in the format 'YYYY-MM-DD', such as '2024-05-20'.
+    """
+    return _search(db, origin, destination, date)
+
+
+@tool
+def search_onestop_flight(db: Database, origin: str, destination: str, date: str) -> list[list]:
+    """Search bookable one-stop connections between two airports on a date.
+
+    Args:
+        origin: The origin airport IATA code, such as 'JFK'.
+        destination: The destination airport IATA code, such as 'LAX'.
+        date: The date of the first flight in the format 'YYYY-MM-DD', such as '2024-05-20'.
+    """
+    pairs = []
+    for first in _search(db, origin, None, date):
+        if first["destination"] == destination:
+            continue
+        for second in _search(
+            db, first["destination"], destination, date, first["scheduled_arrival_time_est"]
+        ):
+            pairs.append([first, second])
+    return pairs
+
+
+@tool
+def get_flight_status(db: Database, flight_number: str, date: str) -> str:
+    """Get the status of a flight on a date: available, on time, delayed, flying, landed or
+    cancelled.
+
+    Args:
+        flight_number: The flight number, such as 'EF123'.
+        date: The date of the flight in the format 'YYYY-MM-DD'.
+    """
+    return _flight_date(db, flight_number, date)["status"]
+
+
+# ----- write tools ---------------------------------------------------------------------------
+@tool(kind="write")
+def book_reservation(
+    db: Database,
+    user_id: str,
+    origin: str,
+    destination: str,
+    flight_type: Literal["one_way", "round_trip"],
+    cabin: Cabin,
+    flights: list[FlightSegment],
+    passengers: list[Passenger],
+    payment_methods: list[PaymentPart],
+    total_baggages: int,
+    nonfree_baggages: int,
+    insurance: Literal["yes", "no"],
+) -> dict:
+    """Book a reservation.
+
+    Args:
+        user_id: The ID of the user booking the reservation, such as 'sara_doe_496'.
+        origin: The IATA code of the trip's origin, such as 'SFO'.
+        destination: The IATA code of the trip's destination, such as 'JFK'.
+        flight_type: 'one_way' or 'round_trip'.
+        cabin: 'basic_economy', 'economy' or 'business'.
+        flights: Every flight of the trip, each with flight_number and date.
+        passengers: Every passenger, each with first_name, last_name and dob ('YYYY-MM-DD').
+        payment_methods: Payment ids from the user's profile with the amount paid by each.
+        total_baggages: The total number of checked bags.
+        nonfree_baggages: The number of checked bags that are paid for.
+        insurance: Whether to buy travel insurance: 'yes' or 'no'.
+    """
+    _user(db, user_id)
+    if not flights:
+        raise ToolError("a reservation needs at least one flight")
+    if not 1 <= len(passengers) <= 5:
+        raise ToolError("a reservation has between one and five passengers")
+    found = _check_segments(db, flights, cabin, len(passengers))
+    total = sum(f[f"price_{cabin}"] for f in found) * len(passengers)
+    total += INSURANCE_FEE * len(passengers) * (insurance == "yes") + BAG_FEE * nonfree_baggages
+    paid = sum(part["amount"] for part in payment_methods)
+    if paid != total:
+        raise ToolError(f"payment does not add up: the total price is {total}, but {paid} is paid")
+    methods = [_payment_method(db, user_id, part["payment_id"]) for part in payment_methods]
+    reservation_id = _new_id(db, "", "reservations", "reservation_id", digits=False)
+    db.execute(
+        "INSERT INTO reservations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active')",
+        (reservation_id, user_id, origin, destination, flight_type, cabin, int(insurance == "yes"),
+         total_baggages, nonfree_baggages, NOW),
+    )  # fmt: skip
+    db.conn.executemany(
+        "INSERT INTO reservation_flights VALUES (?, ?, ?, ?, ?)",
+        [(reservation_id, i, f["flight_number"], f["date"], f[f"price_{cabin}"])
+         for i, f in enumerate(found)],
+    )  # fmt: skip
+    db.conn.executemany(
+        "INSERT INTO reservation_passengers VALUES (?, ?, ?, ?, ?)",
+        [(reservation_id, i, p["first_name"], p["last_name"], p["dob"])
+         for i, p in enumerate(passengers)],
+    )  # fmt: skip
+    for method, part in zip(methods, payment_methods, strict=True):
+        _charge(db, reservation_id, method, part["amount"])
+    _move_seats(db, flights, cabin, -len(passengers))
+    return _reservation_view(db, reservation_id)
+
+
+@tool(kind="write")
+def cancel_reservation(db: Database, reservation_id: str) -> dict:
+    """Cancel a whole reservation and refund it to the original payment methods.
+
+    Args:
+        reservation_id: The reservation ID, such as 'ZFA04Y'.
+    """
+    reservation = _reservation(db, reservation_id)
+    if reservation["status"] == "cancelled":
+        raise ToolError(f"reservation {reservation_id} is already cancelled")
+    net_paid = db.rows(
+        "SELECT payment_id, sum(amount) AS amount FROM payments WHERE reservation_id = ? "
+        "GROUP BY payment_id HAVING sum(amount) != 0 ORDER BY min(payment_seq)",
+        (reservation_id,),
+    )
+    for payment in net_paid:
+        method = _payment_method(db, reservation["user_id"], payment["payment_id"])
+        _charge(db, reservation_id, method, -payment["amount"])
+    db.execute(
+        "UPDATE reservations SET status = 'cancelled' WHERE reservation_id = ?", (reservation_id,)
+    )
+    passengers = db.value(
+        "SELECT count(*) FROM reservation_passengers WHERE reservation_id = ?", (reservation_id,)
+    )
+    segments = db.rows(
+        "SELECT flight_number, date FROM reservation_flights WHERE reservation_id = ?",
+        (reservation_id,),
+    )
+    _move_seats(db, segments, reservation["cabin"], passengers)
+    return _reservation_view(db, reservation_id)
+
+
+@tool(kind="write")
+def update_reservation_flights(
+    db: Database, reservation_id: str, cabin: Cabin, flights: list[FlightSegment], payment_id: str
+) -> dict:
+    """Update the flights and/or cabin of a reservation; the fare difference is charged or
+    refunded to the given payment method.
+
+    Args:
+        reservation_id: The reservation ID, such as 'ZFA04Y'.
+        cabin: The cabin class for the whole reservation.
+        flights: Every flight of the ENTIRE new itinerary, unchanged ones included, each with
+            flight_number and date.
+        payment_id: A credit card or gift card id from the user's profile, such as
+            'credit_card_7815826'.
+    """
+    reservation = _reservation(db, reservation_id)
+    if reservation["status"] == "cancelled":
+        raise ToolError(f"reservation {reservation_id} is cancelled")
+    if not flights:
+        raise ToolError("the new itinerary needs at least one flight")
+    method = _payment_method(db, reservation["user_id"], payment_id)
+    if method["source"] == "certificate":
+        raise ToolError("a certificate cannot pay for a change to a reservation")
+    passengers = db.value(
+        "SELECT count(*) FROM reservation_passengers WHERE reservation_id = ?", (reservation_id,)
+    )
+    old = db.rows(
+        "SELECT flight_number, date, price FROM reservation_flights WHERE reservation_id = ? "
+        "ORDER BY position",
+        (reservation_id,),
+    )
+    kept = {(f["flight_number"], f["date"]): f["price"] for f in old}
+    same_cabin = cabin == reservation["cabin"]
+    new = []
+    for segment in flights:
+        key = (segment["flight_number"], segment["date"])
+        if same_cabin and key in kept:
+            new.append({"flight_number": key[0], "date": key[1], "price": kept[key]})
+        else:
+            (found,) = _check_segments(db, [segment], cabin, passengers)
+            new.append({"flight_number": key[0], "date": key[1], "price": found[f"price_{cabin}"]})
+    difference = (sum(f["price"] for f in new) - sum(f["price"] for f in old)) * passengers
+    _charge(db, reservation_id, method, difference)
+    _move_seats(db, old, reservation["cabin"], passengers)
+    _move_seats(db, new, cabin, -passengers)
+    db.execute("DELETE FROM reservation_flights WHERE reservation_id = ?", (reservation_id,))
+    db.conn.executemany(
+        "INSERT INTO reservation_flights VALUES (?, ?, ?, ?, ?)",
+        [(reservation_id, i, f["flight_number"], f["date"], f["price"]) for i, f in enumerate(new)],
+    )
+    db.execute(
+        "UPDATE reservations SET cabin = ? WHERE reservation_id = ?", (cabin, reservation_id)
+    )
+    return _reservation_view(db, reservation_id)
+
+
+@tool(kind="write")
+def update_reservation_passengers(
+    db: Database, reservation_id: str, passengers: list[Passenger]
+) -> dict:
+    """Replace the passenger details of a reservation; the number of passengers cannot change.
+
+    Args:
+        reservation_id: The reservation ID, such as 'ZFA04Y'.
+        passengers: Every passenger, in order, each with first_name, last_name and dob.
+    """
+    _reservation(db, reservation_id)
+    count = db.value(
+        "SELECT count(*) FROM reservation_passengers WHERE reservation_id = ?", (reservation_id,)
+    )
+    if len(passengers) != count:
+        raise ToolError(f"the reservation has {count} passengers, not {len(passengers)}")
+    db.conn.executemany(
+        "UPDATE reservation_passengers SET first_name = ?, last_name = ?, dob = ? "
+        "WHERE reservation_id = ? AND position = ?",
+        [(p["first_name"], p["last_name"], p["dob"], reservation_id, i)
+         for i, p in enumerate(passengers)],
+    )  # fmt: skip
+    return _reservation_view(db, reservation_id)
+
+
+@tool(kind="write")
+def update_reservation_baggages(
+    db: Database, reservation_id: str, total_baggages: int, nonfree_baggages: int, payment_id: str
+) -> dict:
+    """Update the checked bags of a reservation; new paid bags cost 50 dollars each.
+
+    Args:
+        reservation_id: The reservation ID, such as 'ZFA04Y'.
+        total_baggages: The updated total number of checked bags.
+        nonfree_baggages: The updated number of paid checked bags.
+        payment_id: A credit card or gift card id from the user's profile.
+    """
+    reservation = _reservation(db, reservation_id)
+    if reservation["status"] == "cancelled":
+        raise ToolError(f"reservation {reservation_id} is cancelled")
+    method = _payment_method(db, reservation["user_id"], payment_id)
+    if method["source"] == "certificate":
+        raise ToolError("a certificate cannot pay for a change to a reservation")
+    fee = BAG_FEE * max(0, nonfree_baggages - reservation["nonfree_baggages"])
+    _charge(db, reservation_id, method, fee)
+    db.execute(
+        "UPDATE reservations SET total_baggages = ?, nonfree_baggages = ? WHERE reservation_id = ?",
+        (total_baggages, nonfree_baggages, reservation_id),
+    )
+    return _reservation_view(db, reservation_id)
+
+
+@tool(kind="write")
+def send_certificate(db: Database, user_id: str, amount: int) -> str:
+    """Send a travel certificate to a user as compensation. Be careful: check the policy first.
+
+    Args:
+        user_id: The ID of the user, such as 'sara_doe_496'.
+        amount: The amount of the certificate in dollars.
+    """
+    _user(db, user_id)
+    if amount <= 0:
+        raise ToolError("the certificate amount must be positive")
+    payment_id = _new_id(db, "certificate_", "payment_methods", "payment_id", digits=True)
+    db.execute(
+        "INSERT INTO payment_methods VALUES (?, ?, 'certificate', NULL, NULL, ?)",
+        (payment_id, user_id, amount),
+    )
+    return f"Certificate {payment_id} added to user {user_id} with amount {amount}."
+
+
+# ----- generic tools -------------------------------------------------------------------------
+_OPERATORS = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.Div: operator.truediv, ast.USub: operator.neg, ast.UAdd: operator.pos,
+}  # fmt: skip
+
+
+def _evaluate(node: ast.AST) -> float:
+    if isinstance(node, ast.Expression):
+        return _evaluate(node.body)
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return node.value
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+        return _OPERATORS[type(node.op)](_evaluate(node.left), _evaluate(node.right))
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _OPERATORS:
+        return _OPERATORS[type(node.op)](_evaluate(node.operand))
+    raise ToolError("only numbers, + - * / and parentheses are allowed")
+
+
+@tool
+def calculate(db: Database, expression: str) -> str:
+    """Calculate the result of an arithmetic expression, rounded to two decimals.
+
+    Args:
+        expression: The expression, such as '2 * (150 + 30)'. Numbers, + - * / and parentheses.
+    """
+    if len(expression) > 200 or not set(expression) <= set("0123456789+-*/(). "):
+        raise ToolError("only numbers, + - * / and parentheses are allowed")
+    try:
+        value = _evaluate(ast.parse(expression, mode="eval"))
+    except (SyntaxError, ZeroDivisionError, RecursionError, OverflowError) as exc:
+        raise ToolError(f"cannot calculate {expression!r}: {exc}") from None
+    return str(round(float(value), 2))
+
+
+@tool
+def transfer_to_human_agents(db: Database, summary: str) -> str:
+    """Transfer the user to a human agent with a summary of their issue. Only when the user asks
+    for a human, or the request cannot be handled with the tools and the policy.
+
+    Args:
+        summary: A summary of the user's issue.
+    """
+    return "Transfer successful"
