@@ -32,44 +32,54 @@ def _rss_bytes() -> int:
         return int(handle.read().split()[1]) * 4096
 
 
-def bench(env_id: str, repeats: int = 2000, episodes: int = 300) -> dict[str, Any]:
-    """Measure the hot paths of `env_id` using its first write task as the workload."""
+def bench(env_id: str, repeats: int = 2000, episodes: int = 300, rounds: int = 5) -> dict[str, Any]:
+    """Time the hot paths of `env_id` on its first write task; best of `rounds` rounds of medians.
+
+    Taking the best round filters out noise from other processes on a shared machine.
+    """
     env = gym.make(env_id).unwrapped
     package = env.package
-    write_task = next(t for t in package.tasks if any(t.expected_diff.values()))
-    read_call = next(c for c in write_task.calls if package.tools[c.name].kind == "read")
-    write_call = next(c for c in write_task.calls if package.tools[c.name].kind == "write")
+    task = next(t for t in package.tasks if any(t.expected_diff.values()))
+    read_call = next(c for c in task.calls if package.tools[c.name].kind == "read")
+    write_call = next(c for c in task.calls if package.tools[c.name].kind == "write")
     read_action = format_tool_call(read_call.name, read_call.arguments)
     write_action = format_tool_call(write_call.name, write_call.arguments)
-    options = {"task_id": write_task.id}
+    options = {"task_id": task.id}
+    episode = [format_tool_call(c.name, c.arguments) for c in (task.calls * 10)[:10]] + ["Done."]
 
     def fresh() -> None:
         env.reset(options=options)
 
-    read_us = _median_us(lambda: env.step(read_action), repeats, fresh)
-    write_us = _median_us(lambda: env.step(write_action), repeats, fresh)
-
     def dirty() -> None:
-        env.reset(options=options)
+        fresh()
         env.step(write_action)
 
-    reset_us = _median_us(lambda: env.reset(options=options), repeats, dirty)
-
     def played() -> None:
-        env.reset(options=options)
-        for call in write_task.calls:
+        fresh()
+        for call in task.calls:
             env.step(format_tool_call(call.name, call.arguments))
 
-    reward_us = _median_us(env.score, repeats, played)
+    def episodes_per_s() -> float:
+        start = time.perf_counter()
+        for _ in range(episodes):
+            fresh()
+            for action in episode:
+                env.step(action)
+        return episodes / (time.perf_counter() - start)
 
-    calls = (write_task.calls * 10)[:10]
-    actions = [format_tool_call(c.name, c.arguments) for c in calls] + ["Done."]
-    start = time.perf_counter()
-    for _ in range(episodes):
-        env.reset(options=options)
-        for action in actions:
-            env.step(action)
-    episodes_per_s = episodes / (time.perf_counter() - start)
+    best: dict[str, float] = {}
+    for _ in range(rounds):
+        timings = {
+            "read_step_us": _median_us(lambda: env.step(read_action), repeats, fresh),
+            "write_step_us": _median_us(lambda: env.step(write_action), repeats, fresh),
+            "reset_us": _median_us(fresh, repeats, dirty),
+            "reward_us": _median_us(env.score, repeats, played),
+        }
+        for key, value in timings.items():
+            best[key] = min(best.get(key, value), value)
+        best["episodes_per_s_10_calls"] = max(
+            best.get("episodes_per_s_10_calls", 0), episodes_per_s()
+        )
 
     gc.collect()
     before = _rss_bytes()
@@ -80,13 +90,9 @@ def bench(env_id: str, repeats: int = 2000, episodes: int = 300) -> dict[str, An
     env.close()
     return {
         "env": env_id,
-        "read_step_us": round(read_us, 1),
-        "write_step_us": round(write_us, 1),
-        "reset_us": round(reset_us, 1),
-        "reward_us": round(reward_us, 1),
-        "episodes_per_s_10_calls": round(episodes_per_s),
+        **{k: round(v, 1) for k, v in best.items()},
         "db_bytes": db_size,
         "memory_per_instance_bytes": round(per_instance),
         "memory_ratio": round(per_instance / db_size, 2),
-        "workload": {"task": write_task.id, "read": read_call.name, "write": write_call.name},
+        "workload": {"task": task.id, "read": read_call.name, "write": write_call.name},
     }

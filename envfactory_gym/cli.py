@@ -50,16 +50,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from envfactory_gym.bench import bench
 
-    result = bench(args.env, repeats=args.repeats, episodes=args.episodes)
+    result = bench(args.env, repeats=args.repeats, episodes=args.episodes, rounds=args.rounds)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"{result['env']} (one core, median of {args.repeats})")
+    print(f"{result['env']} (one core; best of {args.rounds} rounds of {args.repeats}-run medians)")
     print(f"  read step   {result['read_step_us']:>9.1f} us  ({result['workload']['read']})")
     print(f"  write step  {result['write_step_us']:>9.1f} us  ({result['workload']['write']})")
     print(f"  reset       {result['reset_us']:>9.1f} us  (after a write)")
     print(f"  reward      {result['reward_us']:>9.1f} us")
-    print(f"  episodes/s  {result['episodes_per_s_10_calls']:>9} (10 calls + final answer)")
+    print(f"  episodes/s  {result['episodes_per_s_10_calls']:>9.0f} (10 calls + final answer)")
     print(
         f"  memory      {result['memory_per_instance_bytes'] / 2**20:>9.2f} MiB per instance "
         f"({result['memory_ratio']}x the {result['db_bytes'] / 2**20:.2f} MiB database)"
@@ -84,6 +84,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--env", default="envfactory/Airline-v0")
     p.add_argument("--repeats", type=int, default=2000)
     p.add_argument("--episodes", type=int, default=300)
+    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_bench)
     return root

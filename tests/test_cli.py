@@ -1,0 +1,48 @@
+"""The `envfactory` command: list, eval (with its JSON report), bench, clear errors."""
+
+import json
+import subprocess
+import sys
+
+from envfactory_gym.cli import main
+
+
+def test_list_shows_tools_and_tasks(capsys):
+    assert main(["list"]) == 0
+    line = next(row for row in capsys.readouterr().out.splitlines() if "Airline-v0" in row)
+    assert line.split()[1:4] == ["travel", "14", "75"]
+
+
+def test_eval_oracle_writes_full_report(tmp_path):
+    out = tmp_path / "out.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "envfactory_gym.cli", "eval", "--env", "envfactory/Airline-v0",
+         "--agent", "oracle", "--split", "all", "--json", str(out)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "it/s" in done.stderr  # the progress bar goes to stderr
+    report = json.loads(out.read_text())
+    assert {"env", "agent", "tasks", "success_rate", "mean_reward", "per_task"} <= report.keys()
+    assert report["tasks"] == 75 and report["success_rate"] == 1.0 and report["mean_reward"] == 1.0
+    assert {"trace", "state", "outputs", "penalty"} <= report["per_task"][0]["breakdown"].keys()
+
+
+def test_eval_random_scores_near_zero(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["eval", "--agent", "random", "--split", "all", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["mean_reward"] < 0.05
+
+
+def test_bench_json_reports_every_metric(capsys):
+    assert main(["bench", "--repeats", "20", "--episodes", "5", "--rounds", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in ("read_step_us", "write_step_us", "reset_us", "reward_us",
+                "episodes_per_s_10_calls", "memory_per_instance_bytes", "db_bytes"):  # fmt: skip
+        assert result[key] > 0
+
+
+def test_unknown_env_and_agent_are_clear_errors(capsys):
+    assert main(["eval", "--env", "envfactory/Nope-v0"]) == 2
+    assert "unknown env" in capsys.readouterr().err
+    assert main(["eval", "--agent", "genius"]) == 2
+    assert "unknown agent 'genius'" in capsys.readouterr().err

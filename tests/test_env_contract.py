@@ -1,0 +1,143 @@
+"""The Gymnasium contract users build on: make, reset/step, spaces, checker, vector envs."""
+
+import subprocess
+import sys
+
+import gymnasium as gym
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from envfactory_gym.actions import format_tool_call
+from tests.conftest import ENV_ID
+
+
+def test_make_without_import_uses_module_prefix():
+    code = (
+        "import gymnasium as gym; env = gym.make('envfactory_gym:envfactory/Airline-v0'); "
+        "obs, info = env.reset(seed=0); print(type(obs).__name__, len(info['tools']))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["str", "14"]
+
+
+def test_import_stays_light():
+    code = (
+        "import sys, envfactory_gym; "
+        "print(sorted(m for m in ('torch', 'transformers', 'trl') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_env_checker_passes():
+    env = gym.make(ENV_ID)
+    check_env(env.unwrapped)
+
+
+def test_reset_gives_instruction_messages_and_tools(env):
+    obs, info = env.reset(seed=0)
+    messages = info["messages"]
+    assert [m["role"] for m in messages] == ["system", "user"]
+    assert "Policy" in messages[0]["content"]
+    assert messages[1]["content"] == obs
+    names = {tool["function"]["name"] for tool in info["tools"]}
+    assert {"book_reservation", "cancel_reservation", "get_user_details"} <= names
+    assert env.observation_space.contains(obs)
+
+
+def test_reset_by_task_id_and_split(env):
+    _, info = env.reset(options={"task_id": "airline-book-00"})
+    assert info["task_id"] == "airline-book-00"
+    for seed in range(20):
+        _, info = env.reset(seed=seed, options={"split": "test"})
+        assert env.unwrapped.task.split == "test"
+    with pytest.raises(KeyError):
+        env.reset(options={"task_id": "no-such-task"})
+
+
+def test_same_seed_same_episode():
+    def play(seed):
+        env = gym.make(ENV_ID)
+        obs, info = env.reset(seed=seed)
+        trace = [obs]
+        for action in ["Could you confirm your user id?", "Thanks, all done."]:
+            obs, reward, terminated, truncated, info = env.step(action)
+            trace.append((obs, reward, terminated, truncated))
+            if terminated or truncated:
+                break
+        return trace, info["messages"]
+
+    assert play(3) == play(3)
+    first_messages = {play(seed)[0][0] for seed in range(8)}
+    assert len(first_messages) > 1, "different seeds should reach different tasks"
+
+
+def test_tool_turn_records_openai_messages(env):
+    env.reset(options={"task_id": "airline-gift_card_balance-00"})
+    task = env.unwrapped.task
+    call = task.calls[0]
+    obs, reward, terminated, truncated, info = env.step(
+        "<think>look the user up</think>" + format_tool_call(call.name, call.arguments)
+    )
+    assert obs.startswith("<tool_response>") and task.user_facts["user_id"] in obs
+    assistant, tool_message = info["messages"][-2:]
+    assert assistant["tool_calls"][0]["function"] == {
+        "name": call.name,
+        "arguments": call.arguments,
+    }
+    assert "think" not in assistant["content"]
+    assert tool_message["role"] == "tool" and tool_message["name"] == call.name
+    assert (reward, terminated, truncated) == (0.0, False, False)
+
+
+def test_final_answer_ends_episode_with_breakdown(env):
+    env.reset(options={"task_id": "airline-gift_card_balance-00"})
+    obs, reward, terminated, truncated, info = env.step("I cannot help with that.")
+    assert terminated and not truncated
+    breakdown = info["reward_breakdown"]
+    assert {"trace", "state", "outputs", "penalty", "total", "tau"} <= breakdown.keys()
+    assert reward == breakdown["total"] and info["success"] is False
+    with pytest.raises(gym.error.ResetNeeded):
+        env.step("more")
+
+
+def test_turn_limit_truncates():
+    env = gym.make(ENV_ID, max_turns=2)
+    env.reset(options={"task_id": "airline-book-00"})
+    call = '<tool_call>{"name": "list_all_airports", "arguments": {}}</tool_call>'
+    assert env.step(call)[3] is False
+    obs, reward, terminated, truncated, info = env.step(call)
+    assert truncated and not terminated and "reward_breakdown" in info
+
+
+def test_scripted_user_answers_questions_then_lets_agent_finish(env):
+    env.reset(options={"task_id": "airline-cancel-00"})
+    obs, _, terminated, _, _ = env.step("Could you tell me your reason for cancelling?")
+    assert not terminated and "reason" in obs.lower()
+    obs, _, terminated, _, _ = env.step("Shall I proceed with the cancellation?")
+    assert not terminated and obs == "Yes, please go ahead."
+    assert env.step("It is cancelled.")[2] is True
+
+
+def test_ansi_render_shows_conversation():
+    env = gym.make(ENV_ID, render_mode="ansi")
+    env.reset(options={"task_id": "airline-gift_card_balance-00"})
+    env.step('<tool_call>{"name": "list_all_airports", "arguments": {}}</tool_call>')
+    text = env.render()
+    assert "[user] Hello, my user id is" in text
+    assert "-> list_all_airports({})" in text and "[tool[list_all_airports]]" in text
+
+
+def test_vector_env_steps_in_lockstep():
+    envs = gym.make_vec(ENV_ID, num_envs=4)
+    obs, info = envs.reset(seed=0)
+    assert len(obs) == 4 and all(isinstance(o, str) for o in obs)
+    obs, rewards, terminated, truncated, info = envs.step(["Thanks, goodbye."] * 4)
+    assert terminated.all() and rewards.shape == (4,)
+    envs.close()
+
+
+def test_reward_config_from_make_kwargs():
+    env = gym.make(ENV_ID, reward_config={"tau": 0.2})
+    assert env.unwrapped.reward_config.tau == 0.2
+    assert env.unwrapped.reward_config.format_penalty == 0.1

@@ -1,0 +1,111 @@
+"""The SQLite state engine: isolation, rollback, atomic calls and the change log."""
+
+import sqlite3
+
+import gymnasium as gym
+import pytest
+
+from envfactory_gym.actions import format_tool_call
+from envfactory_gym.database import Database, build_template, diff_digest
+from tests.conftest import ENV_ID
+
+
+def play_calls(env, task_id):
+    env.reset(options={"task_id": task_id})
+    for call in env.unwrapped.task.calls:
+        env.step(format_tool_call(call.name, call.arguments))
+
+
+def test_reset_restores_exact_digest(env):
+    env.reset(seed=0)
+    pristine = env.unwrapped.state_digest()
+    play_calls(env, "airline-cancel_and_add_bag-00")
+    assert env.unwrapped.state_digest() != pristine
+    env.reset(seed=0)
+    assert env.unwrapped.state_digest() == pristine
+    assert env.unwrapped.diff() == {}
+
+
+def test_two_instances_never_share_state():
+    first, second = gym.make(ENV_ID), gym.make(ENV_ID)
+    second.reset(seed=0)
+    before = second.unwrapped.state_digest()
+    play_calls(first, "airline-book-00")
+    assert first.unwrapped.diff() != {}
+    assert second.unwrapped.state_digest() == before and second.unwrapped.diff() == {}
+
+
+def test_failing_call_changes_nothing(env):
+    env.reset(options={"task_id": "airline-book-00"})
+    booking = dict(env.unwrapped.task.calls[-1].arguments)
+    before = env.unwrapped.state_digest()
+    wrong_amount = dict(booking, payment_methods=[dict(booking["payment_methods"][0], amount=1)])
+    obs = env.step(format_tool_call("book_reservation", wrong_amount))[0]
+    assert "payment does not add up" in obs
+    obs = env.step(format_tool_call("cancel_reservation", {"reservation_id": "ZZZZZZ"}))[0]
+    assert "not found" in obs
+    assert env.unwrapped.state_digest() == before and env.unwrapped.diff() == {}
+
+
+def test_check_constraint_violation_rolls_back_the_whole_call(env):
+    env.reset(options={"task_id": "airline-add_bags-00"})
+    task = env.unwrapped.task
+    update = dict(task.calls[-1].arguments)
+    update["nonfree_baggages"] = update["total_baggages"] + 5  # the fee is charged before the CHECK
+    before = env.unwrapped.state_digest()
+    obs = env.step(format_tool_call("update_reservation_baggages", update))[0]
+    assert "refused by the database" in obs and "CHECK" in obs
+    assert env.unwrapped.state_digest() == before
+
+
+def test_diff_reports_rows_added_changed_removed(env):
+    play_calls(env, "airline-book-00")
+    diff = env.unwrapped.diff()
+    assert len(diff["reservations"]["added"]) == 1
+    assert diff["reservations"]["added"][0]["created_at"] == "2024-05-15T15:00:00"
+    assert {"seats_" + env.unwrapped.task.calls[-1].arguments["cabin"]} == set(
+        diff["flight_dates"]["changed"][0]["fields"]
+    )
+    assert diff == env.unwrapped.task.expected_diff
+
+
+def test_change_log_nets_out_reverted_changes():
+    template = build_template(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)",
+        lambda conn: conn.execute("INSERT INTO t VALUES (1, 'a')"),
+    )
+    db = Database(template)
+    db.execute("INSERT INTO t VALUES (2, 'b')")
+    db.execute("DELETE FROM t WHERE id = 2")
+    db.execute("UPDATE t SET v = 'z' WHERE id = 1")
+    db.execute("UPDATE t SET v = 'a' WHERE id = 1")
+    assert db.changes() == []
+    db.execute("UPDATE t SET id = 5 WHERE id = 1")
+    assert db.diff() == {"t": {"added": [{"id": 5, "v": "a"}], "removed": [{"id": 1, "v": "a"}],
+                               "changed": []}}  # fmt: skip
+    db.reset()
+    assert db.changes() == [] and db.rows("SELECT * FROM t") == [{"id": 1, "v": "a"}]
+
+
+def test_call_savepoint_undoes_writes_on_error():
+    template = build_template("CREATE TABLE t (v INTEGER CHECK (v >= 0))", lambda conn: None)
+    db = Database(template)
+    with pytest.raises(sqlite3.IntegrityError), db.call():
+        db.execute("INSERT INTO t VALUES (1)")
+        db.execute("INSERT INTO t VALUES (-1)")
+    assert db.value("SELECT count(*) FROM t") == 0 and db.changes() == []
+
+
+def test_diff_digest_ignores_order():
+    a = {"t": {"added": [{"id": 1}, {"id": 2}], "removed": [], "changed": []}}
+    b = {"t": {"added": [{"id": 2}, {"id": 1}], "removed": [], "changed": []}}
+    assert diff_digest(a) == diff_digest(b) != diff_digest({})
+    assert diff_digest({"t": {"added": [], "removed": [], "changed": []}}) == diff_digest({})
+
+
+def test_foreign_keys_are_enforced(env):
+    env.reset(seed=0)
+    with pytest.raises(sqlite3.IntegrityError):
+        env.unwrapped.db.execute(
+            "INSERT INTO payments (reservation_id, payment_id, amount) VALUES ('NOPE', 'x', 1)"
+        )
