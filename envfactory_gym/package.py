@@ -103,8 +103,8 @@ def load_package(name_or_path: str) -> EnvPackage:
 
 
 def _import(folder: Path, module: str) -> ModuleType:
-    builtin = builtin_envs_dir().resolve()
-    if folder.resolve().parent == builtin:
+    installed = importlib.util.find_spec("envfactory_gym.envs") is not None
+    if installed and folder.resolve().parent == builtin_envs_dir().resolve():
         return importlib.import_module(f"envfactory_gym.envs.{folder.name}.{module}")
     name = f"envfactory_gym_external.{folder.name}.{module}"
     if name in sys.modules:

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import warnings
 
 import gymnasium as gym
 import pytest
@@ -29,9 +30,11 @@ def test_import_stays_light():
     assert out.stdout.strip() == "[]"
 
 
-def test_env_checker_passes():
+def test_env_checker_passes_without_warnings():
     env = gym.make(ENV_ID)
-    check_env(env.unwrapped)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(env.unwrapped)
 
 
 def test_reset_gives_instruction_messages_and_tools(env):
