@@ -9,6 +9,7 @@ ground-truth calls to record the expected diff and the facts the answer must sta
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -400,7 +401,13 @@ def cancel_and_add_bag(cat: Catalog, rng: random.Random) -> Iterator[Draft]:
             f"{cancel_text} Also, {second}",
             [*cancel_calls, calls[1], calls[2]],
             lambda results, o=outputs: [
-                str(-sum(p["amount"] for p in results[2]["payment_history"] if p["amount"] < 0)),
+                str(
+                    -sum(
+                        p["amount"]
+                        for p in json.loads(results[2])["payment_history"]
+                        if p["amount"] < 0
+                    )
+                ),
                 *o(results),
             ],
             {**cancel_facts},

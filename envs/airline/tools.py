@@ -118,30 +118,51 @@ def _new_id(db: Database, prefix: str, table: str, column: str, digits: bool) ->
     raise ToolError("could not allocate a new id")
 
 
-def _reservation_view(db: Database, reservation_id: str) -> dict:
-    reservation = _reservation(db, reservation_id)
-    flights = db.rows(
-        "SELECT rf.flight_number, rf.date, f.origin, f.destination, rf.price "
-        "FROM reservation_flights rf JOIN flights f USING (flight_number) "
-        "WHERE rf.reservation_id = ? ORDER BY rf.position",
-        (reservation_id,),
-    )
-    passengers = db.rows(
-        "SELECT first_name, last_name, dob FROM reservation_passengers "
-        "WHERE reservation_id = ? ORDER BY position",
-        (reservation_id,),
-    )
-    payments = db.rows(
-        "SELECT payment_id, amount FROM payments WHERE reservation_id = ? ORDER BY payment_seq",
-        (reservation_id,),
-    )
-    reservation["insurance"] = "yes" if reservation["insurance"] else "no"
-    return {
-        **reservation,
-        "flights": flights,
-        "passengers": passengers,
-        "payment_history": payments,
-    }
+_RESERVATION_JSON = """
+SELECT json_object(
+    'reservation_id', r.reservation_id, 'user_id', r.user_id, 'origin', r.origin,
+    'destination', r.destination, 'flight_type', r.flight_type, 'cabin', r.cabin,
+    'insurance', CASE r.insurance WHEN 1 THEN 'yes' ELSE 'no' END,
+    'total_baggages', r.total_baggages, 'nonfree_baggages', r.nonfree_baggages,
+    'created_at', r.created_at, 'status', r.status,
+    'flights', (SELECT json_group_array(json(x)) FROM (
+        SELECT json_object('flight_number', rf.flight_number, 'date', rf.date,
+                           'origin', f.origin, 'destination', f.destination, 'price', rf.price) AS x
+        FROM reservation_flights rf JOIN flights f USING (flight_number)
+        WHERE rf.reservation_id = r.reservation_id ORDER BY rf.position)),
+    'passengers', (SELECT json_group_array(json(x)) FROM (
+        SELECT json_object('first_name', first_name, 'last_name', last_name, 'dob', dob) AS x
+        FROM reservation_passengers WHERE reservation_id = r.reservation_id ORDER BY position)),
+    'payment_history', (SELECT json_group_array(json(x)) FROM (
+        SELECT json_object('payment_id', payment_id, 'amount', amount) AS x
+        FROM payments WHERE reservation_id = r.reservation_id ORDER BY payment_seq)))
+FROM reservations r WHERE r.reservation_id = ?
+"""
+
+_USER_JSON = """
+SELECT json_object(
+    'user_id', u.user_id, 'first_name', u.first_name, 'last_name', u.last_name,
+    'email', u.email, 'dob', u.dob, 'membership', u.membership, 'address', u.address,
+    'city', u.city, 'state', u.state, 'zip', u.zip,
+    'payment_methods', (SELECT json_group_object(payment_id, json(x)) FROM (
+        SELECT payment_id, json_object('source', source, 'brand', brand,
+                                       'last_four', last_four, 'balance', balance) AS x
+        FROM payment_methods WHERE user_id = u.user_id ORDER BY payment_id)),
+    'saved_passengers', (SELECT json_group_array(json(x)) FROM (
+        SELECT json_object('first_name', first_name, 'last_name', last_name, 'dob', dob) AS x
+        FROM saved_passengers WHERE user_id = u.user_id ORDER BY first_name, last_name)),
+    'reservations', (SELECT json_group_array(reservation_id) FROM (
+        SELECT reservation_id FROM reservations WHERE user_id = u.user_id ORDER BY rowid)))
+FROM users u WHERE u.user_id = ?
+"""
+
+
+def _reservation_view(db: Database, reservation_id: str) -> str:
+    """The reservation as a JSON document, built by SQLite in one query."""
+    found = db.value(_RESERVATION_JSON, (reservation_id,))
+    if found is None:
+        raise ToolError(f"reservation {reservation_id!r} not found")
+    return found
 
 
 def _flight_view(found: dict) -> dict:
@@ -189,39 +210,21 @@ def _check_segments(db: Database, segments: list[dict], cabin: str, passengers: 
 
 # ----- read tools ----------------------------------------------------------------------------
 @tool
-def get_user_details(db: Database, user_id: str) -> dict:
+def get_user_details(db: Database, user_id: str) -> str:
     """Get the details of a user: profile, membership, payment methods, saved passengers and
     reservation ids.
 
     Args:
         user_id: The user ID, such as 'sara_doe_496'.
     """
-    user = _user(db, user_id)
-    methods = db.rows(
-        "SELECT payment_id, source, brand, last_four, balance FROM payment_methods "
-        "WHERE user_id = ? ORDER BY payment_id",
-        (user_id,),
-    )
-    user["payment_methods"] = {
-        m["payment_id"]: {k: v for k, v in m.items() if v is not None and k != "payment_id"}
-        for m in methods
-    }
-    user["saved_passengers"] = db.rows(
-        "SELECT first_name, last_name, dob FROM saved_passengers WHERE user_id = ? "
-        "ORDER BY first_name, last_name",
-        (user_id,),
-    )
-    user["reservations"] = [
-        r["reservation_id"]
-        for r in db.rows(
-            "SELECT reservation_id FROM reservations WHERE user_id = ? ORDER BY rowid", (user_id,)
-        )
-    ]
-    return user
+    found = db.value(_USER_JSON, (user_id,))
+    if found is None:
+        raise ToolError(f"user {user_id!r} not found")
+    return found
 
 
 @tool
-def get_reservation_details(db: Database, reservation_id: str) -> dict:
+def get_reservation_details(db: Database, reservation_id: str) -> str:
     """Get the details of a reservation: flights, passengers, payments, bags and insurance.
 
     Args:
@@ -295,7 +298,7 @@ def book_reservation(
     total_baggages: int,
     nonfree_baggages: int,
     insurance: Literal["yes", "no"],
-) -> dict:
+) -> str:
     """Book a reservation.
 
     Args:
@@ -346,7 +349,7 @@ def book_reservation(
 
 
 @tool(kind="write")
-def cancel_reservation(db: Database, reservation_id: str) -> dict:
+def cancel_reservation(db: Database, reservation_id: str) -> str:
     """Cancel a whole reservation and refund it to the original payment methods.
 
     Args:
@@ -380,7 +383,7 @@ def cancel_reservation(db: Database, reservation_id: str) -> dict:
 @tool(kind="write")
 def update_reservation_flights(
     db: Database, reservation_id: str, cabin: Cabin, flights: list[FlightSegment], payment_id: str
-) -> dict:
+) -> str:
     """Update the flights and/or cabin of a reservation; the fare difference is charged or
     refunded to the given payment method.
 
@@ -436,7 +439,7 @@ def update_reservation_flights(
 @tool(kind="write")
 def update_reservation_passengers(
     db: Database, reservation_id: str, passengers: list[Passenger]
-) -> dict:
+) -> str:
     """Replace the passenger details of a reservation; the number of passengers cannot change.
 
     Args:
@@ -461,7 +464,7 @@ def update_reservation_passengers(
 @tool(kind="write")
 def update_reservation_baggages(
     db: Database, reservation_id: str, total_baggages: int, nonfree_baggages: int, payment_id: str
-) -> dict:
+) -> str:
     """Update the checked bags of a reservation; new paid bags cost 50 dollars each.
 
     Args:
