@@ -57,7 +57,11 @@ def _quote(name: str) -> str:
 
 
 def install_change_log(conn: sqlite3.Connection) -> None:
-    """Add `_changes` and AFTER INSERT/UPDATE/DELETE triggers on every table."""
+    """Add `_changes` and AFTER INSERT/UPDATE/DELETE triggers on every table.
+
+    Each change logs (key, row before, row after); an update that changes the key logs a removal
+    of the old key and an addition of the new one.
+    """
     conn.execute(
         f"CREATE TABLE IF NOT EXISTS {CHANGE_LOG} ("
         "seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, pk TEXT NOT NULL, old TEXT, new TEXT)"
@@ -67,13 +71,20 @@ def install_change_log(conn: sqlite3.Connection) -> None:
         columns = [row[1] for row in info]
         pk_columns = [row[1] for row in sorted(info, key=lambda r: r[5]) if row[5] > 0]
 
+        key_columns = [_quote(c) for c in pk_columns] or ["rowid"]
+        same_key = " AND ".join(f"OLD.{c} IS NEW.{c}" for c in key_columns)
         log = f"INSERT INTO {CHANGE_LOG} (tbl, pk, old, new) VALUES ('{table}', "
         name = table.replace('"', "")
         conn.executescript(
             f"""
             CREATE TRIGGER "_log_{name}_insert" AFTER INSERT ON {_quote(table)} BEGIN
               {log}{_key_json("NEW", pk_columns)}, NULL, {_row_json("NEW", columns)}); END;
-            CREATE TRIGGER "_log_{name}_update" AFTER UPDATE ON {_quote(table)} BEGIN
+            CREATE TRIGGER "_log_{name}_update" AFTER UPDATE ON {_quote(table)}
+              WHEN {same_key} BEGIN
+              {log}{_key_json("NEW", pk_columns)}, {_row_json("OLD", columns)},
+                {_row_json("NEW", columns)}); END;
+            CREATE TRIGGER "_log_{name}_rekey" AFTER UPDATE ON {_quote(table)}
+              WHEN NOT ({same_key}) BEGIN
               {log}{_key_json("OLD", pk_columns)}, {_row_json("OLD", columns)}, NULL);
               {log}{_key_json("NEW", pk_columns)}, NULL, {_row_json("NEW", columns)}); END;
             CREATE TRIGGER "_log_{name}_delete" AFTER DELETE ON {_quote(table)} BEGIN

@@ -359,13 +359,13 @@ def cancel_reservation(db: Database, reservation_id: str) -> str:
     if reservation["status"] == "cancelled":
         raise ToolError(f"reservation {reservation_id} is already cancelled")
     net_paid = db.rows(
-        "SELECT payment_id, sum(amount) AS amount FROM payments WHERE reservation_id = ? "
-        "GROUP BY payment_id HAVING sum(amount) != 0 ORDER BY min(payment_seq)",
+        "SELECT m.*, sum(p.amount) AS paid FROM payments p JOIN payment_methods m "
+        "USING (payment_id) WHERE p.reservation_id = ? "
+        "GROUP BY p.payment_id HAVING sum(p.amount) != 0 ORDER BY min(p.payment_seq)",
         (reservation_id,),
     )
-    for payment in net_paid:
-        method = _payment_method(db, reservation["user_id"], payment["payment_id"])
-        _charge(db, reservation_id, method, -payment["amount"])
+    for method in net_paid:
+        _charge(db, reservation_id, method, -method["paid"])
     db.execute(
         "UPDATE reservations SET status = 'cancelled' WHERE reservation_id = ?", (reservation_id,)
     )
