@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-_THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
-_TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
-_UNCLOSED_TOOL_CALL = re.compile(r"<tool_call>(?!.*</tool_call>)(.*)\Z", re.DOTALL)
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
 
 
 @dataclass(frozen=True)
@@ -35,15 +33,25 @@ class ParsedAction:
 
 
 def strip_thinking(text: str) -> str:
-    """Remove `<think>` blocks, an unclosed one, and a reasoning prefix ending in `</think>`."""
+    """Remove `<think>` blocks, an unclosed one, and a reasoning prefix ending in `</think>`.
+
+    A linear scan: a model stuck repeating an opening tag cannot make parsing quadratic.
+    """
     if "think>" not in text:
         return text
-    text = _THINK.sub("", text)
-    if "</think>" in text:
-        text = text.rsplit("</think>", 1)[1]
-    if "<think>" in text:
-        text = text.split("<think>", 1)[0]
-    return text
+    kept, position = [], 0
+    while True:
+        start = text.find(THINK_OPEN, position)
+        if start < 0:
+            kept.append(text[position:])
+            break
+        kept.append(text[position:start])
+        end = text.find(THINK_CLOSE, start + len(THINK_OPEN))
+        if end < 0:
+            break
+        position = end + len(THINK_CLOSE)
+    text = "".join(kept)
+    return text.rsplit(THINK_CLOSE, 1)[1] if THINK_CLOSE in text else text
 
 
 def parse_action(text: Any) -> ParsedAction:
@@ -51,15 +59,23 @@ def parse_action(text: Any) -> ParsedAction:
     if not isinstance(text, str):
         text = "" if text is None else str(text)
     text = strip_thinking(text)
-    if "<tool_call>" not in text:
+    if CALL_OPEN not in text:
         return ParsedAction(message=text.strip())
-    calls = [_parse_call(body) for body in _TOOL_CALL.findall(text)]
-    message = _TOOL_CALL.sub("", text)
-    unclosed = _UNCLOSED_TOOL_CALL.search(message) if "<tool_call>" in message else None
-    if unclosed:
-        calls.append(_parse_call(unclosed.group(1), closed=False))
-        message = message[: unclosed.start()]
-    return ParsedAction(message=message.strip(), calls=calls)
+    message, calls, position = [], [], 0
+    while True:
+        start = text.find(CALL_OPEN, position)
+        if start < 0:
+            message.append(text[position:])
+            break
+        message.append(text[position:start])
+        body_start = start + len(CALL_OPEN)
+        end = text.find(CALL_CLOSE, body_start)
+        if end < 0:
+            calls.append(_parse_call(text[body_start:], closed=False))
+            break
+        calls.append(_parse_call(text[body_start:end]))
+        position = end + len(CALL_CLOSE)
+    return ParsedAction(message="".join(message).strip(), calls=calls)
 
 
 def _parse_call(body: str, closed: bool = True) -> ParsedCall:

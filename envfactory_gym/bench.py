@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import gc
+import sqlite3
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +14,6 @@ from typing import Any
 import gymnasium as gym
 
 from envfactory_gym.actions import format_tool_call
-from envfactory_gym.database import Database
 
 
 def _median_us(
@@ -27,9 +29,28 @@ def _median_us(
     return statistics.median(samples) / 1000
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * 4096
+def _memory_per_instance(template: Any, copies: int = 40) -> tuple[float, int]:
+    """Resident memory one more env database costs, measured in a fresh process."""
+    code = (
+        "import gc, sqlite3, sys\n"
+        "def rss():\n"
+        "    return int(open('/proc/self/statm').read().split()[1]) * 4096\n"
+        "source = sqlite3.connect(sys.argv[1])\n"
+        "size = source.execute('PRAGMA page_count').fetchone()[0] * "
+        "source.execute('PRAGMA page_size').fetchone()[0]\n"
+        "gc.collect(); before = rss(); dbs = []\n"
+        f"for _ in range({copies}):\n"
+        "    db = sqlite3.connect(':memory:'); source.backup(db); dbs.append(db)\n"
+        "print((rss() - before) / len(dbs), size)\n"
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        path = f"{folder}/template.db"
+        disk = sqlite3.connect(path)
+        template.backup(disk)
+        disk.close()
+        out = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True)
+    per_instance, size = out.stdout.split()
+    return float(per_instance), int(size)
 
 
 def bench(env_id: str, repeats: int = 2000, episodes: int = 300, rounds: int = 5) -> dict[str, Any]:
@@ -45,7 +66,9 @@ def bench(env_id: str, repeats: int = 2000, episodes: int = 300, rounds: int = 5
     read_action = format_tool_call(read_call.name, read_call.arguments)
     write_action = format_tool_call(write_call.name, write_call.arguments)
     options = {"task_id": task.id}
-    episode = [format_tool_call(c.name, c.arguments) for c in (task.calls * 10)[:10]] + ["Done."]
+    reads = [c for c in task.calls if package.tools[c.name].kind == "read"]
+    script = task.calls + reads * 10  # every call succeeds: the writes once, then reads
+    episode = [format_tool_call(c.name, c.arguments) for c in script[:10]] + ["Done."]
 
     def fresh() -> None:
         env.reset(options=options)
@@ -81,12 +104,7 @@ def bench(env_id: str, repeats: int = 2000, episodes: int = 300, rounds: int = 5
             best.get("episodes_per_s_10_calls", 0), episodes_per_s()
         )
 
-    gc.collect()
-    before = _rss_bytes()
-    copies = [Database(package.template) for _ in range(20)]
-    gc.collect()
-    per_instance = (_rss_bytes() - before) / len(copies)
-    db_size = copies[0].size_bytes()
+    per_instance, db_size = _memory_per_instance(package.template)
     env.close()
     return {
         "env": env_id,

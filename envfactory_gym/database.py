@@ -60,7 +60,8 @@ def install_change_log(conn: sqlite3.Connection) -> None:
     """Add `_changes` and AFTER INSERT/UPDATE/DELETE triggers on every table.
 
     Each change logs (key, row before, row after); an update that changes the key logs a removal
-    of the old key and an addition of the new one.
+    of the old key and an addition of the new one. A surrogate `INTEGER PRIMARY KEY` is left out
+    of the logged rows: it depends on the order of inserts, not on the resulting state.
     """
     conn.execute(
         f"CREATE TABLE IF NOT EXISTS {CHANGE_LOG} ("
@@ -68,8 +69,11 @@ def install_change_log(conn: sqlite3.Connection) -> None:
     )
     for table in user_tables(conn):
         info = conn.execute(f"PRAGMA table_info({_quote(table)})").fetchall()
-        columns = [row[1] for row in info]
         pk_columns = [row[1] for row in sorted(info, key=lambda r: r[5]) if row[5] > 0]
+        surrogate = len(pk_columns) == 1 and any(
+            row[1] == pk_columns[0] and row[2].upper() == "INTEGER" for row in info
+        )
+        columns = [row[1] for row in info if not (surrogate and row[1] == pk_columns[0])]
 
         key_columns = [_quote(c) for c in pk_columns] or ["rowid"]
         same_key = " AND ".join(f"OLD.{c} IS NEW.{c}" for c in key_columns)

@@ -9,6 +9,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.error import CustomSpaceError
+from gymnasium.vector.utils.shared_memory import create_shared_memory
 
 from envfactory_gym.actions import ParsedCall, parse_action
 from envfactory_gym.database import Database
@@ -19,6 +21,8 @@ from envfactory_gym.tools import ArgumentError, ToolError
 from envfactory_gym.users import ScriptedUser, UserSimulator
 
 MAX_TEXT = 1 << 20
+MAX_CALLS_PER_TURN = 16
+MAX_TOOL_OUTPUT = 16_000
 
 
 class AnyText(spaces.Text):
@@ -38,6 +42,14 @@ class AnyText(spaces.Text):
 
 
 _PRINTABLE = "".join(chr(c) for c in range(32, 127)) + "\n"
+
+
+@create_shared_memory.register(AnyText)
+def _no_shared_memory(space: AnyText, n: int = 1, ctx: Any = None) -> Any:
+    raise CustomSpaceError(
+        "envfactory observations are arbitrary text, which gymnasium's shared memory cannot hold: "
+        "use gym.make_vec(..., vectorization_mode='async', vector_kwargs={'shared_memory': False})"
+    )
 
 
 class ToolUseEnv(gym.Env[str, str]):
@@ -70,7 +82,9 @@ class ToolUseEnv(gym.Env[str, str]):
         self.package.tasks_for(split)
         self.max_turns = max_turns or config.max_turns
         if isinstance(reward_config, dict):
-            reward_config = config.reward.model_copy(update=reward_config)
+            reward_config = RewardConfig.model_validate(
+                {**config.reward.model_dump(), **reward_config}
+            )
         self.reward_config = reward_config or config.reward.model_copy()
         self.user = user or ScriptedUser(config.max_user_replies)
         self.observation_space = AnyText(MAX_TEXT)
@@ -116,12 +130,23 @@ class ToolUseEnv(gym.Env[str, str]):
         parsed = parse_action(action)
         terminated = False
         if parsed.is_tool_turn:
-            self.messages.append(_assistant_message(parsed.message, parsed.calls, action))
-            results = [self._run_call(call) for call in parsed.calls]
-            for call, content in zip(parsed.calls, results, strict=True):
+            calls = parsed.calls[:MAX_CALLS_PER_TURN]
+            ids = [f"call_{self.turn}_{i}" for i in range(len(calls))]
+            self.messages.append(_assistant_message(parsed.message, calls, ids))
+            results = [self._run_call(call) for call in calls]
+            for call, call_id, content in zip(calls, ids, results, strict=True):
                 self.messages.append(
-                    {"role": "tool", "name": call.name or "error", "content": content}
+                    {"role": "tool", "tool_call_id": call_id, "name": call.name or "error",
+                     "content": content}
+                )  # fmt: skip
+            if len(parsed.calls) > len(calls):
+                skipped = len(parsed.calls) - len(calls)
+                self.calls.extend([CallRecord(None, None, ok=False, format_error=True)] * skipped)
+                results.append(
+                    f"Error: at most {MAX_CALLS_PER_TURN} tool calls per turn; "
+                    f"{skipped} more were not run"
                 )
+                self.messages.append({"role": "tool", "name": "error", "content": results[-1]})
             observation = "\n".join(f"<tool_response>\n{r}\n</tool_response>" for r in results)
         else:
             self.messages.append({"role": "assistant", "content": parsed.message})
@@ -203,15 +228,16 @@ class ToolUseEnv(gym.Env[str, str]):
             return f"Error: {exc}"
         try:
             with self.db.call():
-                result = tool(self.db, **arguments)
+                outcome, ok = _to_text(tool(self.db, **arguments)), True
         except ToolError as exc:
             outcome, ok = f"Error: {exc}", False
         except sqlite3.IntegrityError as exc:
             outcome, ok = f"Error: the change was refused by the database ({exc})", False
         except Exception as exc:  # a bug in a tool must not crash a training run
             outcome, ok = f"Error: {call.name} failed ({type(exc).__name__}: {exc})", False
-        else:
-            outcome, ok = _to_text(result), True
+        if len(outcome) > MAX_TOOL_OUTPUT:
+            cut = len(outcome) - MAX_TOOL_OUTPUT
+            outcome = outcome[:MAX_TOOL_OUTPUT] + f"... [{cut} more characters cut]"
         self.calls.append(CallRecord(call.name, arguments, ok=ok, format_error=False))
         return outcome
 
@@ -225,17 +251,19 @@ class ToolUseEnv(gym.Env[str, str]):
         }
 
 
-def _assistant_message(text: str, calls: list[ParsedCall], raw: str) -> dict[str, Any]:
-    valid = [c for c in calls if c.error is None]
-    content = text if len(valid) == len(calls) else raw
+def _assistant_message(text: str, calls: list[ParsedCall], ids: list[str]) -> dict[str, Any]:
+    """The assistant turn in chat format; malformed blocks stay in the content as written."""
+    malformed = "".join(f"<tool_call>{c.raw}</tool_call>" for c in calls if c.error is not None)
     return {
         "role": "assistant",
-        "content": content,
+        "content": text + ("\n" if text and malformed else "") + malformed,
         "tool_calls": [
-            {"type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in valid
+            {"id": call_id, "type": "function",
+             "function": {"name": c.name, "arguments": c.arguments}}
+            for c, call_id in zip(calls, ids, strict=True)
+            if c.error is None
         ],
-    }
+    }  # fmt: skip
 
 
 def _to_text(result: Any) -> str:

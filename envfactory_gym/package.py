@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
 import importlib.util
 import sqlite3
 import sys
+import tomllib
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import tomllib
 from pydantic import BaseModel, ConfigDict, Field
 
 from envfactory_gym.database import build_template
@@ -106,7 +107,8 @@ def _import(folder: Path, module: str) -> ModuleType:
     installed = importlib.util.find_spec("envfactory_gym.envs") is not None
     if installed and folder.resolve().parent == builtin_envs_dir().resolve():
         return importlib.import_module(f"envfactory_gym.envs.{folder.name}.{module}")
-    name = f"envfactory_gym_external.{folder.name}.{module}"
+    tag = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]
+    name = f"envfactory_gym_external.{folder.name}_{tag}.{module}"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, folder / f"{module}.py")

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from envfactory_gym.database import Diff, diff_digest
 from envfactory_gym.tasks import Task, ToolCall
@@ -35,10 +35,20 @@ class RewardConfig(BaseModel):
     free_extra_calls: int = Field(3, ge=0, description="Calls beyond the ground truth for free.")
     max_penalty: float = Field(1.0, ge=0.0)
     number_tolerance: float = Field(0.01, ge=0.0, description="Relative tolerance for numbers.")
+    max_stated_numbers: int = Field(
+        12, ge=0, description="Numeric outputs do not count if the agent stated more distinct "
+        "numbers than this (plus two per required output): listing candidates is not an answer."
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _schedule_is_complete(self) -> RewardConfig:
+        if (self.tau_final is None) != (self.tau_schedule_episodes == 0):
+            raise ValueError("tau_final and tau_schedule_episodes must be set together")
+        return self
 
     def tau_at(self, episode: int) -> float:
         """The trace weight for the given (0-based) episode under the linear schedule."""
-        if self.tau_final is None or self.tau_schedule_episodes == 0:
+        if self.tau_final is None:
             return self.tau
         progress = min(1.0, episode / self.tau_schedule_episodes)
         return self.tau + (self.tau_final - self.tau) * progress
@@ -82,7 +92,9 @@ def compute_reward(
     matched = match_calls(task.calls, calls, config.number_tolerance)
     trace = matched / len(task.calls) if task.calls else 1.0
     state = 1.0 if diff_digest(diff) == diff_digest(task.expected_diff) else 0.0
-    outputs = outputs_stated(task.outputs, "\n".join(said_to_user), config.number_tolerance)
+    outputs = outputs_stated(
+        task.outputs, "\n".join(said_to_user), config.number_tolerance, config.max_stated_numbers
+    )
     outcome = state * outputs
     if not task.outputs and not any(
         rows for t in task.expected_diff.values() for rows in t.values()
@@ -150,12 +162,16 @@ def values_match(expected: Any, actual: Any, tolerance: float) -> bool:
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
-def outputs_stated(required: list[str], text: str, tolerance: float) -> float:
+def outputs_stated(
+    required: list[str], text: str, tolerance: float, max_numbers: int | None = None
+) -> float:
     """Share of required outputs found in what the agent told the user."""
     if not required:
         return 1.0
     folded = _fold(text)
     numbers = [_to_number(m) for m in _NUMBER.findall(text)]
+    if max_numbers is not None and len(set(numbers)) > max_numbers + 2 * len(required):
+        numbers = []
     found = 0
     for want in required:
         target = _to_number(want) if _NUMBER.fullmatch(want.strip()) else None

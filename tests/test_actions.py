@@ -77,3 +77,21 @@ def test_env_step_never_raises(env_actions):
         )
         if terminated or truncated:
             break
+
+
+def test_repeated_opening_tags_do_not_stall_the_parser():
+    """A model stuck repeating a tag: quadratic parsing took tens of seconds on 20k tags."""
+    import time
+
+    for tag in ("<tool_call>", "<think>", "<tool_call></tool_call><think>"):
+        start = time.perf_counter()
+        parsed = parse_action(tag * 20_000)
+        assert time.perf_counter() - start < 2.0
+        assert isinstance(parsed.message, str)
+
+
+def test_nested_and_mixed_blocks():
+    parsed = parse_action(
+        'a<think>x<tool_call>{"name": "no"}</tool_call></think>b' + format_tool_call("f", {})
+    )
+    assert parsed.message == "ab" and [c.name for c in parsed.calls] == ["f"]

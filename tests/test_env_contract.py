@@ -144,3 +144,23 @@ def test_reward_config_from_make_kwargs():
     env = gym.make(ENV_ID, reward_config={"tau": 0.2})
     assert env.unwrapped.reward_config.tau == 0.2
     assert env.unwrapped.reward_config.format_penalty == 0.1
+
+
+def test_async_vector_env_needs_and_works_without_shared_memory():
+    with pytest.raises(ValueError, match="shared_memory") as raised:
+        gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="async")
+    assert "vector_kwargs={'shared_memory': False}" in str(raised.value.__cause__)
+    envs = gym.make_vec(
+        ENV_ID, num_envs=2, vectorization_mode="async", vector_kwargs={"shared_memory": False}
+    )
+    obs, info = envs.reset(seed=0)
+    assert all(o.startswith("H") and len(o) < 1000 for o in obs)
+    envs.close()
+
+
+def test_calls_per_turn_are_capped(env):
+    env.reset(options={"task_id": "airline-gift_card_balance-00"})
+    call = '<tool_call>{"name": "list_all_airports", "arguments": {}}</tool_call>'
+    obs, *_ = env.step(call * 20)
+    assert obs.count("<tool_response>") == 17 and "at most 16 tool calls" in obs
+    assert sum(c.format_error for c in env.unwrapped.calls) == 4

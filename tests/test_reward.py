@@ -106,3 +106,21 @@ def test_partial_trace_scores_between_zero_and_one(env):
     env.step(format_tool_call(first.name, first.arguments))
     _, reward, _, _, info = env.step("I looked you up.")
     assert 0.0 < reward < 0.5 and info["reward_breakdown"]["trace"] == pytest.approx(1 / 3)
+
+
+def test_listing_many_candidate_numbers_does_not_count():
+    assert outputs_stated(["530"], "Balance: 530", 0.01, max_numbers=12) == 1.0
+    spray = " ".join(str(n) for n in range(0, 1000, 10))
+    assert outputs_stated(["530"], spray, 0.01, max_numbers=12) == 0.0
+
+
+def test_reward_config_is_validated():
+    import gymnasium as gym
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        gym.make("envfactory/Airline-v0", reward_config={"tua": 0.3})
+    with pytest.raises(ValidationError):
+        gym.make("envfactory/Airline-v0", reward_config={"tau": 7})
+    with pytest.raises(ValidationError):
+        RewardConfig(tau_final=0.1)

@@ -71,20 +71,40 @@ def test_diff_reports_rows_added_changed_removed(env):
 
 def test_change_log_nets_out_reverted_changes():
     template = build_template(
-        "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)",
-        lambda conn: conn.execute("INSERT INTO t VALUES (1, 'a')"),
+        "CREATE TABLE t (id TEXT PRIMARY KEY, v TEXT NOT NULL)",
+        lambda conn: conn.execute("INSERT INTO t VALUES ('k1', 'a')"),
     )
     db = Database(template)
-    db.execute("INSERT INTO t VALUES (2, 'b')")
-    db.execute("DELETE FROM t WHERE id = 2")
-    db.execute("UPDATE t SET v = 'z' WHERE id = 1")
-    db.execute("UPDATE t SET v = 'a' WHERE id = 1")
+    db.execute("INSERT INTO t VALUES ('k2', 'b')")
+    db.execute("DELETE FROM t WHERE id = 'k2'")
+    db.execute("UPDATE t SET v = 'z' WHERE id = 'k1'")
+    db.execute("UPDATE t SET v = 'a' WHERE id = 'k1'")
     assert db.changes() == []
-    db.execute("UPDATE t SET id = 5 WHERE id = 1")
-    assert db.diff() == {"t": {"added": [{"id": 5, "v": "a"}], "removed": [{"id": 1, "v": "a"}],
-                               "changed": []}}  # fmt: skip
+    db.execute("UPDATE t SET id = 'k5' WHERE id = 'k1'")
+    assert db.diff() == {"t": {"added": [{"id": "k5", "v": "a"}],
+                               "removed": [{"id": "k1", "v": "a"}], "changed": []}}  # fmt: skip
     db.reset()
-    assert db.changes() == [] and db.rows("SELECT * FROM t") == [{"id": 1, "v": "a"}]
+    assert db.changes() == [] and db.rows("SELECT * FROM t") == [{"id": "k1", "v": "a"}]
+
+
+def test_surrogate_keys_do_not_make_the_diff_order_dependent():
+    template = build_template("CREATE TABLE log (seq INTEGER PRIMARY KEY, v TEXT)", lambda c: None)
+    first, second = Database(template), Database(template)
+    for value in ("a", "b"):
+        first.execute("INSERT INTO log (v) VALUES (?)", (value,))
+    for value in ("b", "a"):
+        second.execute("INSERT INTO log (v) VALUES (?)", (value,))
+    assert diff_digest(first.diff()) == diff_digest(second.diff())
+
+
+def test_equivalent_write_orders_score_the_same(env):
+    env.reset(options={"task_id": "airline-cancel_and_add_bag-00"})
+    task = env.unwrapped.task
+    for index in (0, 1, 3, 4, 2):  # add the bags before cancelling the other trip
+        call = task.calls[index]
+        env.step(format_tool_call(call.name, call.arguments))
+    _, reward, _, _, info = env.step("Done: " + ", ".join(task.outputs))
+    assert info["reward_breakdown"]["state"] == 1.0 and reward == 1.0
 
 
 def test_call_savepoint_undoes_writes_on_error():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import ast
 import hashlib
 import operator
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from envfactory_gym import Database, ToolError, tool
 
@@ -18,23 +18,28 @@ BAG_FEE = 50
 Cabin = Literal["basic_economy", "economy", "business"]
 
 
+STRICT = ConfigDict(extra="forbid", strict=True)
+Amount = Annotated[int, Field(gt=0, le=100_000)]
+Count = Annotated[int, Field(ge=0, le=50)]
+
+
 class FlightSegment(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     flight_number: str
     date: str
 
 
 class Passenger(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     first_name: str
     last_name: str
     dob: str
 
 
 class PaymentPart(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     payment_id: str
-    amount: int
+    amount: Amount
 
 
 # ----- helpers (not tools) -------------------------------------------------------------------
@@ -295,8 +300,8 @@ def book_reservation(
     flights: list[FlightSegment],
     passengers: list[Passenger],
     payment_methods: list[PaymentPart],
-    total_baggages: int,
-    nonfree_baggages: int,
+    total_baggages: Count,
+    nonfree_baggages: Count,
     insurance: Literal["yes", "no"],
 ) -> str:
     """Book a reservation.
@@ -317,9 +322,19 @@ def book_reservation(
     _user(db, user_id)
     if not flights:
         raise ToolError("a reservation needs at least one flight")
+    segments = [(f["flight_number"], f["date"]) for f in flights]
+    if len(set(segments)) != len(segments):
+        raise ToolError("the same flight appears twice in the reservation")
+    ids = [part["payment_id"] for part in payment_methods]
+    if len(set(ids)) != len(ids):
+        raise ToolError(
+            "each payment method may appear only once; put its whole amount on one line"
+        )
     if not 1 <= len(passengers) <= 5:
         raise ToolError("a reservation has between one and five passengers")
     found = _check_segments(db, flights, cabin, len(passengers))
+    if found[0]["origin"] != origin or destination not in {f["destination"] for f in found}:
+        raise ToolError(f"the flights do not go from {origin} to {destination}")
     total = sum(f[f"price_{cabin}"] for f in found) * len(passengers)
     total += INSURANCE_FEE * len(passengers) * (insurance == "yes") + BAG_FEE * nonfree_baggages
     paid = sum(part["amount"] for part in payment_methods)
@@ -361,7 +376,7 @@ def cancel_reservation(db: Database, reservation_id: str) -> str:
     net_paid = db.rows(
         "SELECT m.*, sum(p.amount) AS paid FROM payments p JOIN payment_methods m "
         "USING (payment_id) WHERE p.reservation_id = ? "
-        "GROUP BY p.payment_id HAVING sum(p.amount) != 0 ORDER BY min(p.payment_seq)",
+        "GROUP BY p.payment_id HAVING sum(p.amount) > 0 ORDER BY min(p.payment_seq)",
         (reservation_id,),
     )
     for method in net_paid:
@@ -446,7 +461,8 @@ def update_reservation_passengers(
         reservation_id: The reservation ID, such as 'ZFA04Y'.
         passengers: Every passenger, in order, each with first_name, last_name and dob.
     """
-    _reservation(db, reservation_id)
+    if _reservation(db, reservation_id)["status"] == "cancelled":
+        raise ToolError(f"reservation {reservation_id} is cancelled")
     count = db.value(
         "SELECT count(*) FROM reservation_passengers WHERE reservation_id = ?", (reservation_id,)
     )
@@ -463,7 +479,11 @@ def update_reservation_passengers(
 
 @tool(kind="write")
 def update_reservation_baggages(
-    db: Database, reservation_id: str, total_baggages: int, nonfree_baggages: int, payment_id: str
+    db: Database,
+    reservation_id: str,
+    total_baggages: Count,
+    nonfree_baggages: Count,
+    payment_id: str,
 ) -> str:
     """Update the checked bags of a reservation; new paid bags cost 50 dollars each.
 
@@ -489,7 +509,7 @@ def update_reservation_baggages(
 
 
 @tool(kind="write")
-def send_certificate(db: Database, user_id: str, amount: int) -> str:
+def send_certificate(db: Database, user_id: str, amount: Amount) -> str:
     """Send a travel certificate to a user as compensation. Be careful: check the policy first.
 
     Args:
@@ -497,8 +517,6 @@ def send_certificate(db: Database, user_id: str, amount: int) -> str:
         amount: The amount of the certificate in dollars.
     """
     _user(db, user_id)
-    if amount <= 0:
-        raise ToolError("the certificate amount must be positive")
     payment_id = _new_id(db, "certificate_", "payment_methods", "payment_id", digits=True)
     db.execute(
         "INSERT INTO payment_methods VALUES (?, ?, 'certificate', NULL, NULL, ?)",
