@@ -28,7 +28,7 @@ class Task(BaseModel):
 
     id: str
     split: Split
-    kind: Literal["read", "write", "multi_write", "refusal"]
+    kind: Literal["read", "write", "multi_write", "refusal", "handoff"]
     instruction: str = Field(description="The user's opening message: intent, not steps.")
     user_facts: dict[str, str] = Field(
         default_factory=dict, description="What the user knows and will tell the agent if asked."

@@ -10,7 +10,7 @@ from envfactory_gym.cli import main
 def test_list_shows_tools_and_tasks(capsys):
     assert main(["list"]) == 0
     line = next(row for row in capsys.readouterr().out.splitlines() if "Airline-v0" in row)
-    assert line.split()[1:4] == ["travel", "14", "75"]
+    assert line.split()[1:4] == ["travel", "14", "79"]
 
 
 def test_eval_oracle_writes_full_report(tmp_path):
@@ -23,7 +23,7 @@ def test_eval_oracle_writes_full_report(tmp_path):
     assert "it/s" in done.stderr  # the progress bar goes to stderr
     report = json.loads(out.read_text())
     assert {"env", "agent", "tasks", "success_rate", "mean_reward", "per_task"} <= report.keys()
-    assert report["tasks"] == 75 and report["success_rate"] == 1.0 and report["mean_reward"] == 1.0
+    assert report["tasks"] == 79 and report["success_rate"] == 1.0 and report["mean_reward"] == 1.0
     assert {"trace", "state", "outputs", "penalty"} <= report["per_task"][0]["breakdown"].keys()
 
 

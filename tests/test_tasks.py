@@ -18,7 +18,8 @@ TASK_IDS = [task.id for task in PACKAGE.tasks]
 def test_task_set_covers_the_required_mix():
     kinds = {task.kind for task in PACKAGE.tasks}
     assert len(PACKAGE.tasks) >= 60
-    assert kinds == {"read", "write", "multi_write", "refusal"}
+    assert kinds == {"read", "write", "multi_write", "refusal", "handoff"}
+    assert any(call.masked for task in PACKAGE.tasks for call in task.calls)
     assert {task.split for task in PACKAGE.tasks} == {"train", "test"}
 
 
@@ -36,7 +37,7 @@ def test_oracle_scores_one(env, task_id):
 
 def test_random_agent_scores_near_zero():
     report = evaluate("envfactory/Airline-v0", RandomAgent(seed=1), "random", progress=False)
-    assert report["success_rate"] == 0.0 and report["mean_reward"] < 0.05
+    assert report["success_rate"] < 0.05 and report["mean_reward"] < 0.05
 
 
 def _spoken(value: str) -> set[str]:

@@ -387,6 +387,31 @@ def compensation_refused(cat: Catalog, rng: random.Random) -> Iterator[Draft]:
     return _compensation(cat, eligible=False)
 
 
+COMPLAINTS = [
+    "how the gate staff treated me in Denver",
+    "a damaged suitcase from my last trip",
+    "a refund I was promised on the phone last month",
+    "the service on board my last flight",
+    "a billing dispute with my credit card company",
+    "my lost frequent-flyer paperwork",
+]
+
+
+def human_handoff(cat: Catalog, rng: random.Random) -> Iterator[Draft]:
+    users = cat.db.rows("SELECT user_id FROM users ORDER BY user_id")
+    rng.shuffle(users)
+    for user, complaint in zip(users, COMPLAINTS, strict=False):
+        yield (
+            f"Hi, I'm {user['user_id']}. I want to talk about {complaint}. Please connect me with "
+            "a human agent.",
+            [ToolCall(name="transfer_to_human_agents",
+                      arguments={"summary": f"User asks for a human about: {complaint}."},
+                      masked=["summary"])],
+            lambda results: [],
+            {"user_id": user["user_id"]},
+        )  # fmt: skip
+
+
 def cancel_and_add_bag(cat: Catalog, rng: random.Random) -> Iterator[Draft]:
     cancels = {}
     for instruction, calls, _, facts in cancel_allowed(cat, rng):
@@ -429,6 +454,7 @@ KINDS: list[tuple[str, str, Callable[[Catalog, random.Random], Iterator[Draft]],
     ("compensation", "write", compensation, 4),
     ("compensation_refused", "refusal", compensation_refused, 3),
     ("cancel_and_add_bag", "multi_write", cancel_and_add_bag, 5),
+    ("human_handoff", "handoff", human_handoff, 4),
 ]
 
 
