@@ -32,25 +32,35 @@ class ParsedAction:
         return bool(self.calls)
 
 
-def strip_thinking(text: str) -> str:
-    """Remove `<think>` blocks, an unclosed one, and a reasoning prefix ending in `</think>`.
+def _split_blocks(
+    text: str, open_tag: str, close_tag: str
+) -> tuple[list[str], list[tuple[str, bool]]]:
+    """The text outside `open_tag...close_tag` blocks, and each block's body with whether it was
+    closed (an unclosed block runs to the end). A linear scan: a model stuck repeating an
+    opening tag cannot make parsing quadratic."""
+    outside: list[str] = []
+    bodies: list[tuple[str, bool]] = []
+    position = 0
+    while True:
+        start = text.find(open_tag, position)
+        if start < 0:
+            outside.append(text[position:])
+            return outside, bodies
+        outside.append(text[position:start])
+        body_start = start + len(open_tag)
+        end = text.find(close_tag, body_start)
+        if end < 0:
+            bodies.append((text[body_start:], False))
+            return outside, bodies
+        bodies.append((text[body_start:end], True))
+        position = end + len(close_tag)
 
-    A linear scan: a model stuck repeating an opening tag cannot make parsing quadratic.
-    """
+
+def strip_thinking(text: str) -> str:
+    """Remove `<think>` blocks, an unclosed one, and a reasoning prefix ending in `</think>`."""
     if "think>" not in text:
         return text
-    kept, position = [], 0
-    while True:
-        start = text.find(THINK_OPEN, position)
-        if start < 0:
-            kept.append(text[position:])
-            break
-        kept.append(text[position:start])
-        end = text.find(THINK_CLOSE, start + len(THINK_OPEN))
-        if end < 0:
-            break
-        position = end + len(THINK_CLOSE)
-    text = "".join(kept)
+    text = "".join(_split_blocks(text, THINK_OPEN, THINK_CLOSE)[0])
     return text.rsplit(THINK_CLOSE, 1)[1] if THINK_CLOSE in text else text
 
 
@@ -61,21 +71,9 @@ def parse_action(text: Any) -> ParsedAction:
     text = strip_thinking(text)
     if CALL_OPEN not in text:
         return ParsedAction(message=text.strip())
-    message, calls, position = [], [], 0
-    while True:
-        start = text.find(CALL_OPEN, position)
-        if start < 0:
-            message.append(text[position:])
-            break
-        message.append(text[position:start])
-        body_start = start + len(CALL_OPEN)
-        end = text.find(CALL_CLOSE, body_start)
-        if end < 0:
-            calls.append(_parse_call(text[body_start:], closed=False))
-            break
-        calls.append(_parse_call(text[body_start:end]))
-        position = end + len(CALL_CLOSE)
-    return ParsedAction(message="".join(message).strip(), calls=calls)
+    outside, bodies = _split_blocks(text, CALL_OPEN, CALL_CLOSE)
+    calls = [_parse_call(body, closed) for body, closed in bodies]
+    return ParsedAction(message="".join(outside).strip(), calls=calls)
 
 
 def _parse_call(body: str, closed: bool = True) -> ParsedCall:
