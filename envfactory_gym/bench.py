@@ -60,7 +60,7 @@ def bench(env_id: str, repeats: int = 2000, episodes: int = 300, rounds: int = 5
     """
     env = gym.make(env_id).unwrapped
     package = env.package
-    task = next(t for t in package.tasks if any(t.expected_diff.values()))
+    task = next(t for t in package.tasks if t.writes)
     read_call = next(c for c in task.calls if package.tools[c.name].kind == "read")
     write_call = next(c for c in task.calls if package.tools[c.name].kind == "write")
     read_action = format_tool_call(read_call.name, read_call.arguments)

@@ -181,11 +181,6 @@ class Database:
         """Canonical, order-independent digest of every table's full contents."""
         return {table: table_digest(self.conn, table) for table in user_tables(self.conn)}
 
-    def size_bytes(self) -> int:
-        page_count = self.conn.execute("PRAGMA page_count").fetchone()[0]
-        page_size = self.conn.execute("PRAGMA page_size").fetchone()[0]
-        return page_count * page_size
-
 
 def table_digest(conn: sqlite3.Connection, table: str) -> str:
     """sha256 over the sorted hashes of a table's rows: independent of row order."""

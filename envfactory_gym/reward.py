@@ -96,9 +96,7 @@ def compute_reward(
         task.outputs, "\n".join(said_to_user), config.number_tolerance, config.max_stated_numbers
     )
     outcome = state * outputs
-    if not task.outputs and not any(
-        rows for t in task.expected_diff.values() for rows in t.values()
-    ):
+    if not task.outputs and task.writes == 0:
         outcome *= trace  # a refusal counts only once the facts the policy needs were checked
     format_errors = sum(1 for call in calls if call.format_error)
     extra = max(0, len(calls) - format_errors - matched)
