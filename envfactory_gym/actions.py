@@ -1,13 +1,31 @@
-"""Parse a model's raw text into tool calls and a message, Qwen3/Hermes style. Never raises."""
+"""Parse a model's raw text into tool calls and a message, Qwen3/Hermes style. Never raises.
+
+One linear scan over the text:
+- `<think>...</think>` blocks are reasoning and dropped (an unclosed one runs to the end); a
+  `</think>` with no opener ends a reasoning prefix, which is dropped with everything before it;
+- `<tool_call>...</tool_call>` blocks are calls. A block ends at the first `</tool_call>` outside
+  a JSON string, so an argument may contain either tag; think tags inside a block are its text;
+- everything else is the message to the user.
+At most `max_calls` blocks are parsed; the rest are only counted (`ParsedAction.skipped`).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from envfactory_gym.text import valid_json_value
+
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
+MAX_RAW = 2_000
+"""Characters of a malformed block kept in `ParsedCall.raw` (and so in the message log)."""
+
+_TOP_LEVEL = re.compile(r"<think>|</think>|<tool_call>")
+_QUOTE_OR_CLOSE = re.compile(r'"|</tool_call>')
+_STRING_REST = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 
 
 @dataclass(frozen=True)
@@ -26,80 +44,97 @@ class ParsedAction:
 
     message: str
     calls: list[ParsedCall] = field(default_factory=list)
+    skipped: int = 0
+    """Tool-call blocks past `max_calls`, counted but not parsed."""
 
     @property
     def is_tool_turn(self) -> bool:
         return bool(self.calls)
 
 
-def _split_blocks(
-    text: str, open_tag: str, close_tag: str
-) -> tuple[list[str], list[tuple[str, bool]]]:
-    """The text outside `open_tag...close_tag` blocks, and each block's body with whether it was
-    closed (an unclosed block runs to the end). A linear scan: a model stuck repeating an
-    opening tag cannot make parsing quadratic."""
-    outside: list[str] = []
-    bodies: list[tuple[str, bool]] = []
-    position = 0
-    while True:
-        start = text.find(open_tag, position)
-        if start < 0:
-            outside.append(text[position:])
-            return outside, bodies
-        outside.append(text[position:start])
-        body_start = start + len(open_tag)
-        end = text.find(close_tag, body_start)
-        if end < 0:
-            bodies.append((text[body_start:], False))
-            return outside, bodies
-        bodies.append((text[body_start:end], True))
-        position = end + len(close_tag)
-
-
-def strip_thinking(text: str) -> str:
-    """Remove `<think>` blocks, an unclosed one, and a reasoning prefix ending in `</think>`."""
-    if "think>" not in text:
-        return text
-    text = "".join(_split_blocks(text, THINK_OPEN, THINK_CLOSE)[0])
-    return text.rsplit(THINK_CLOSE, 1)[1] if THINK_CLOSE in text else text
-
-
-def parse_action(text: Any) -> ParsedAction:
+def parse_action(text: str, max_calls: int = 16) -> ParsedAction:
     """Split raw model output into tool calls and the plain-text message around them."""
     if not isinstance(text, str):
-        text = "" if text is None else str(text)
-    text = strip_thinking(text)
-    if CALL_OPEN not in text:
-        return ParsedAction(message=text.strip())
-    outside, bodies = _split_blocks(text, CALL_OPEN, CALL_CLOSE)
-    calls = [_parse_call(body, closed) for body, closed in bodies]
-    return ParsedAction(message="".join(outside).strip(), calls=calls)
+        raise TypeError(f"an action is the model's text (str), got {type(text).__name__}")
+    outside: list[str] = []
+    calls: list[ParsedCall] = []
+    skipped = 0
+    position = 0
+    while True:
+        tag = _TOP_LEVEL.search(text, position)
+        if tag is None:
+            outside.append(text[position:])
+            break
+        outside.append(text[position : tag.start()])
+        if tag.group() == THINK_OPEN:
+            end = text.find(THINK_CLOSE, tag.end())
+            position = len(text) if end < 0 else end + len(THINK_CLOSE)
+        elif tag.group() == THINK_CLOSE:  # the end of a reasoning prefix: drop all before it
+            outside, calls, skipped = [], [], 0
+            position = tag.end()
+        else:
+            end = _call_end(text, tag.end())
+            body = text[tag.end() : len(text) if end < 0 else end]
+            if len(calls) < max_calls:
+                calls.append(_parse_call(body, closed=end >= 0))
+            else:
+                skipped += 1
+            position = len(text) if end < 0 else end + len(CALL_CLOSE)
+    return ParsedAction(message="".join(outside).strip(), calls=calls, skipped=skipped)
+
+
+def _call_end(text: str, start: int) -> int:
+    """Index of the `</tool_call>` closing a block that starts at `start`: the first one outside
+    a JSON string, else (unbalanced quotes) the first one at all; -1 if there is none."""
+    position = start
+    while True:
+        found = _QUOTE_OR_CLOSE.search(text, position)
+        if found is None:
+            break
+        if found.group() == CALL_CLOSE:
+            return found.start()
+        rest = _STRING_REST.match(text, found.end())
+        if rest is None:  # an unterminated string: fall back to the first closing tag
+            break
+        position = rest.end()
+    return text.find(CALL_CLOSE, start)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a valid JSON number")
+
+
+def _loads(raw: str) -> Any:
+    return json.loads(raw, parse_constant=_reject_constant)
 
 
 def _parse_call(body: str, closed: bool = True) -> ParsedCall:
     raw = body.strip()
+    kept = raw[:MAX_RAW]
     if not closed:
-        return ParsedCall(None, None, "tool call is missing its closing </tool_call> tag", raw)
+        return ParsedCall(None, None, "tool call is missing its closing </tool_call> tag", kept)
     try:
-        payload = json.loads(raw)
+        payload = _loads(raw)
     except (ValueError, RecursionError) as exc:
-        return ParsedCall(None, None, f"tool call is not valid JSON ({exc})", raw)
+        return ParsedCall(None, None, f"tool call is not valid JSON ({str(exc)[:200]})", kept)
     if not isinstance(payload, dict):
-        return ParsedCall(None, None, "tool call must be a JSON object with 'name'", raw)
+        return ParsedCall(None, None, "tool call must be a JSON object with 'name'", kept)
+    if "\\u" in raw:  # a JSON escape can spell a lone surrogate: make every string valid
+        payload = valid_json_value(payload)
     name = payload.get("name")
     if not isinstance(name, str) or not name:
-        return ParsedCall(None, None, "tool call has no 'name' string", raw)
+        return ParsedCall(None, None, "tool call has no 'name' string", kept)
     arguments = payload.get("arguments", payload.get("parameters", {}))
     if isinstance(arguments, str):
         try:
-            arguments = json.loads(arguments) if arguments.strip() else {}
+            arguments = valid_json_value(_loads(arguments)) if arguments.strip() else {}
         except (ValueError, RecursionError):
-            return ParsedCall(name, None, f"arguments of {name} are not a JSON object", raw)
+            return ParsedCall(name, None, "the arguments are not a JSON object", kept)
     if arguments is None:
         arguments = {}
     if not isinstance(arguments, dict):
-        return ParsedCall(name, None, f"arguments of {name} must be a JSON object", raw)
-    return ParsedCall(name, arguments, None, raw)
+        return ParsedCall(name, None, "the arguments must be a JSON object", kept)
+    return ParsedCall(name, arguments, None, kept)
 
 
 def format_tool_call(name: str, arguments: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""`envfactory`: list the envs, evaluate an agent on them, benchmark them."""
+"""`envfactory`: list the envs, evaluate an agent on them, check their tasks, benchmark them."""
 
 from __future__ import annotations
 
@@ -47,6 +47,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from envfactory_gym.checker import check_package, format_report
+
+    reports = []
+    for env in args.envs or envfactory_gym.ENV_IDS:
+        report = check_package(env)
+        print(format_report(report))
+        reports.append(report)
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.model_dump() for r in reports], indent=2))
+    return 0 if all(r.ok for r in reports) else 1
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from envfactory_gym.bench import bench
 
@@ -80,6 +93,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="PATH", help="write the full report here")
     p.set_defaults(fn=cmd_eval)
+    p = sub.add_parser(
+        "check",
+        help="hold every task of env packages to the reward contract (exit 1 on a failure)",
+        description="For each task: the ground truth replays, the oracle scores 1.0, an agent "
+        "without tools scores 0, one collateral write scores 0, listing every value seen earns "
+        "no outputs credit, and a write task is not satisfied at the start.",
+    )
+    p.add_argument("envs", nargs="*", metavar="ENV", help="gym ids, package names or folders "
+                   "(default: every registered env)")  # fmt: skip
+    p.add_argument("--json", metavar="PATH", help="write the reports here")
+    p.set_defaults(fn=cmd_check)
     p = sub.add_parser("bench", help="time step, reset and reward of an env")
     p.add_argument("--env", default="envfactory/Airline-v0")
     p.add_argument("--repeats", type=int, default=2000)

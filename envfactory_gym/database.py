@@ -173,6 +173,16 @@ class Database:
         net.sort(key=lambda c: (c[0], c[1]))
         return net
 
+    def written_rows(self) -> set[tuple[str, str]]:
+        """Every row the episode changed at some point, restored ones included, as (table, key
+        as compact JSON): what the violation rule compares with a task's allowed writes."""
+        return {
+            (table, key)
+            for table, key in self.conn.execute(
+                f"SELECT DISTINCT tbl, pk FROM {CHANGE_LOG} WHERE old IS NOT new"
+            )
+        }
+
     def diff(self) -> Diff:
         """Readable diff: per table, rows added, removed and changed (with only changed fields)."""
         return diff_from_changes(self.changes())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import sqlite3
 from typing import Any
@@ -12,17 +13,27 @@ from gymnasium import spaces
 from gymnasium.error import CustomSpaceError
 from gymnasium.vector.utils.shared_memory import create_shared_memory
 
-from envfactory_gym.actions import ParsedCall, parse_action
-from envfactory_gym.database import Database
+from envfactory_gym.actions import ParsedAction, ParsedCall, parse_action
+from envfactory_gym.database import Database, diff_digest
 from envfactory_gym.package import EnvPackage, load_package
 from envfactory_gym.reward import CallRecord, RewardBreakdown, RewardConfig, compute_reward
 from envfactory_gym.tasks import Task
+from envfactory_gym.text import clip, quoted, valid_text
 from envfactory_gym.tools import ArgumentError, ToolError
 from envfactory_gym.users import ScriptedUser, UserSimulator
 
 MAX_TEXT = 1 << 20
+"""Characters of an action that are read, and the bound of every observation."""
 MAX_CALLS_PER_TURN = 16
 MAX_TOOL_OUTPUT = 16_000
+"""Characters of one tool result or error, and of one user reply."""
+INVALID_CALL = "invalid_tool_call"
+"""The function name recorded for a tool-call block that does not name a known tool."""
+RESET_OPTIONS = ("task_id", "split")
+EMPTY_MESSAGE = (
+    "Error: your message was empty (nothing outside <think> blocks). Reply to the user in plain "
+    "text, or call a tool."
+)
 
 
 class AnyText(spaces.Text):
@@ -55,10 +66,31 @@ def _no_shared_memory(space: AnyText, n: int = 1, ctx: Any = None) -> Any:
 class ToolUseEnv(gym.Env[str, str]):
     """A stateful tool-use episode: the user states a goal, the agent calls tools and answers.
 
-    Observation: the text the agent must respond to next (the user's message or the tool
-    results). Action: the model's raw text, with Qwen3/Hermes `<tool_call>` blocks and/or a
-    message to the user. `info["messages"]` is the conversation in OpenAI chat format and
-    `info["tools"]` the tool schemas. The reward is sparse, at the end of the episode.
+    Action: the model's raw text (a `str`; anything else raises `TypeError`): Qwen3/Hermes
+    `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` blocks (at most 16 run per turn)
+    and/or a message to the user; `<think>` blocks are dropped. The first `MAX_TEXT` characters
+    are read.
+
+    Observation: the text the agent must respond to next, valid UTF-8 and at most `MAX_TEXT`
+    characters: the tool results (each in `<tool_response>`, each cut at 16,000 characters), the
+    user's reply, or an error (a malformed call, an empty message) that costs a format penalty.
+
+    Info: `messages`, the conversation as OpenAI-style chat (a copy the caller may change); on
+    `reset` also `tools`, the tool schemas (a copy); `task_id`, `turn`; at the end of the
+    episode `reward_breakdown` and `success`.
+
+    Reward: 0 until the episode ends, then `RewardBreakdown.total` (see `envfactory_gym.reward`):
+    0 for an episode that wrote any row the task does not expect to change.
+
+    Episode end: `terminated` when the agent sends a message that the user does not answer (the
+    final answer); `truncated` after `max_turns` agent turns.
+
+    Arguments: `package` (an env package name, folder or `EnvPackage`), `split` (the default
+    task split), `max_turns`, `reward_config` (a `RewardConfig` or a dict of overrides), `user`
+    (a `UserSimulator`; scripted by default), `render_mode` (`"ansi"` or None).
+
+    Pickling, `copy.deepcopy` and `cloudpickle` keep the episode: the copy replays the episode's
+    successful calls on a fresh database and checks that it reached the same state.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
@@ -90,7 +122,6 @@ class ToolUseEnv(gym.Env[str, str]):
         self.observation_space = AnyText(MAX_TEXT)
         self.action_space = AnyText(MAX_TEXT)
         self.tools = self.package.tools
-        self.tool_schemas = self.package.tool_schemas
         self.system_prompt = _system_prompt(self.package)
         self.db = Database(self.package.template)
         self.task: Task | None = None
@@ -108,46 +139,51 @@ class ToolUseEnv(gym.Env[str, str]):
     ) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
         options = options or {}
-        self.task = self._choose_task(options)
+        unknown = sorted(set(options) - set(RESET_OPTIONS))
+        if unknown:
+            raise ValueError(
+                f"unknown reset option(s) {unknown}; valid options: {', '.join(RESET_OPTIONS)}"
+            )
+        return self.reset_to(self._choose_task(options))
+
+    def reset_to(self, task: Task) -> tuple[str, dict[str, Any]]:
+        """Start an episode on `task`, which need not be one of the package's tasks (the
+        checker and the generators try drafts this way). `reset` ends here."""
+        self.task = task
         self.db.reset()
-        self.user.reset(self.task)
+        self.user.reset(task)
         self.messages = [
             {"role": "system", "content": self.system_prompt},
-            {"role": "user", "content": self.task.instruction},
+            {"role": "user", "content": task.instruction},
         ]
         self.calls, self.said_to_user = [], []
         self.turn = 0
         self.done = False
         self.last_reward = None
-        return self.task.instruction, self._info()
+        info = self._info()
+        info["tools"] = self.tool_schemas
+        return task.instruction, info
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         if self.task is None:
             raise gym.error.ResetNeeded("call reset() before step()")
         if self.done:
             raise gym.error.ResetNeeded("the episode is over: call reset()")
+        if not isinstance(action, str):
+            raise TypeError(
+                f"an action is the model's raw text (str), got {type(action).__name__}; "
+                "decode bytes first, and send tool calls as <tool_call> blocks in the text"
+            )
         self.turn += 1
-        parsed = parse_action(action)
+        parsed = parse_action(valid_text(action[:MAX_TEXT]), MAX_CALLS_PER_TURN)
         terminated = False
         if parsed.is_tool_turn:
-            calls = parsed.calls[:MAX_CALLS_PER_TURN]
-            ids = [f"call_{self.turn}_{i}" for i in range(len(calls))]
-            self.messages.append(_assistant_message(parsed.message, calls, ids))
-            results = [self._run_call(call) for call in calls]
-            for call, call_id, content in zip(calls, ids, results, strict=True):
-                self.messages.append(
-                    {"role": "tool", "tool_call_id": call_id, "name": call.name or "error",
-                     "content": content}
-                )  # fmt: skip
-            if len(parsed.calls) > len(calls):
-                skipped = len(parsed.calls) - len(calls)
-                self.calls.extend([CallRecord(None, None, ok=False, format_error=True)] * skipped)
-                results.append(
-                    f"Error: at most {MAX_CALLS_PER_TURN} tool calls per turn; "
-                    f"{skipped} more were not run"
-                )
-                self.messages.append({"role": "tool", "name": "error", "content": results[-1]})
-            observation = "\n".join(f"<tool_response>\n{r}\n</tool_response>" for r in results)
+            observation = self._tool_turn(parsed)
+        elif not parsed.message:
+            self.calls.append(CallRecord(None, None, ok=False, format_error=True))
+            self.messages.append({"role": "assistant", "content": ""})
+            self.messages.append({"role": "user", "content": EMPTY_MESSAGE})
+            observation = EMPTY_MESSAGE
         else:
             self.messages.append({"role": "assistant", "content": parsed.message})
             self.said_to_user.append(parsed.message)
@@ -155,8 +191,8 @@ class ToolUseEnv(gym.Env[str, str]):
             if reply is None:
                 terminated, observation = True, ""
             else:
-                self.messages.append({"role": "user", "content": reply})
-                observation = reply
+                observation = clip(valid_text(reply), MAX_TOOL_OUTPUT)
+                self.messages.append({"role": "user", "content": observation})
         truncated = not terminated and self.turn >= self.max_turns
         reward = 0.0
         info = self._info()
@@ -194,7 +230,13 @@ class ToolUseEnv(gym.Env[str, str]):
         assert self.task is not None
         tau = self.reward_config.tau_at(self.episodes)
         return compute_reward(
-            self.task, self.calls, self.said_to_user, self.db.diff(), self.reward_config, tau
+            self.task,
+            self.calls,
+            self.said_to_user,
+            self.db.diff(),
+            self.reward_config,
+            tau,
+            written=self.db.written_rows(),
         )
 
     def state_digest(self) -> dict[str, str]:
@@ -207,25 +249,65 @@ class ToolUseEnv(gym.Env[str, str]):
     def _choose_task(self, options: dict[str, Any]) -> Task:
         if options.get("task_id") is not None:
             return self.package.task(str(options["task_id"]))
+        if "split" in options:
+            self.package.tasks_for(options["split"])  # raises on an unknown split
         tasks = self.package.tasks_for(options.get("split", self.split))
         if not tasks:
             raise ValueError(f"{self.package.config.gym_id} has no tasks in this split")
         return tasks[int(self.np_random.integers(len(tasks)))]
 
-    def _run_call(self, call: ParsedCall) -> str:
-        """Execute one call in its own savepoint; every failure becomes an error observation."""
+    def _tool_turn(self, parsed: ParsedAction) -> str:
+        """Run the turn's calls in order; log them as one assistant message plus one tool message
+        per call, every call with an id (malformed ones too) and every result answering one."""
+        records, results = [], []
+        for index, call in enumerate(parsed.calls):
+            content, valid = self._run_call(call)
+            name = call.name if call.name in self.tools else INVALID_CALL
+            arguments = call.arguments if valid else {"raw": call.raw}
+            records.append(
+                {"id": f"call_{self.turn}_{index}", "type": "function",
+                 "function": {"name": name, "arguments": arguments}}
+            )  # fmt: skip
+            results.append(content)
+        if parsed.skipped:
+            skipped = min(parsed.skipped, MAX_CALLS_PER_TURN)
+            self.calls.extend([CallRecord(None, None, ok=False, format_error=True)] * skipped)
+            results[-1] += (
+                f"\nError: at most {MAX_CALLS_PER_TURN} tool calls run per turn; "
+                f"{parsed.skipped} more were not run"
+            )
+        self.messages.append(
+            {"role": "assistant", "content": parsed.message, "tool_calls": records}
+        )
+        for record, content in zip(records, results, strict=True):
+            self.messages.append(
+                {"role": "tool", "tool_call_id": record["id"],
+                 "name": record["function"]["name"], "content": content}
+            )  # fmt: skip
+        return "\n".join(f"<tool_response>\n{r}\n</tool_response>" for r in results)
+
+    def _run_call(self, call: ParsedCall) -> tuple[str, bool]:
+        """Execute one call in its own savepoint; every failure becomes an error observation.
+        Returns the result text and whether the call was well-formed (known tool, valid
+        arguments)."""
         if call.error is not None:
             self.calls.append(CallRecord(call.name, call.arguments, ok=False, format_error=True))
-            return f"Error: {call.error}"
+            return f"Error: {call.error}", False
         tool = self.tools.get(call.name or "")
         if tool is None:
             self.calls.append(CallRecord(call.name, call.arguments, ok=False, format_error=True))
-            return f"Error: unknown tool {call.name!r}. Available tools: {', '.join(self.tools)}"
+            known = difflib.get_close_matches(call.name or "", list(self.tools), n=3)
+            hint = f" Did you mean {', '.join(known)}?" if known else ""
+            return clip(
+                f"Error: unknown tool {quoted(call.name or '')}.{hint} "
+                f"Available tools: {', '.join(self.tools)}",
+                MAX_TOOL_OUTPUT,
+            ), False
         try:
             arguments = tool.validate(call.arguments)
         except ArgumentError as exc:
             self.calls.append(CallRecord(call.name, call.arguments, ok=False, format_error=True))
-            return f"Error: {exc}"
+            return clip(f"Error: {exc}", MAX_TOOL_OUTPUT), False
         try:
             with self.db.call():
                 outcome, ok = _to_text(tool(self.db, **arguments)), True
@@ -235,35 +317,64 @@ class ToolUseEnv(gym.Env[str, str]):
             outcome, ok = f"Error: the change was refused by the database ({exc})", False
         except Exception as exc:  # a bug in a tool must not crash a training run
             outcome, ok = f"Error: {call.name} failed ({type(exc).__name__}: {exc})", False
-        if len(outcome) > MAX_TOOL_OUTPUT:
-            cut = len(outcome) - MAX_TOOL_OUTPUT
-            outcome = outcome[:MAX_TOOL_OUTPUT] + f"... [{cut} more characters cut]"
         self.calls.append(CallRecord(call.name, arguments, ok=ok, format_error=False))
-        return outcome
+        return clip(valid_text(outcome), MAX_TOOL_OUTPUT), True
 
     def _info(self) -> dict[str, Any]:
         assert self.task is not None
         return {
-            "messages": list(self.messages),
-            "tools": self.tool_schemas,
+            "messages": [_copy_message(m) for m in self.messages],
             "task_id": self.task.id,
             "turn": self.turn,
         }
 
+    @property
+    def tool_schemas(self) -> list[dict[str, Any]]:
+        """The tool schemas (OpenAI function format): a fresh copy on every access."""
+        return _copy_json(self.package.tool_schemas)
 
-def _assistant_message(text: str, calls: list[ParsedCall], ids: list[str]) -> dict[str, Any]:
-    """The assistant turn in chat format; malformed blocks stay in the content as written."""
-    malformed = "".join(f"<tool_call>{c.raw}</tool_call>" for c in calls if c.error is not None)
-    return {
-        "role": "assistant",
-        "content": text + ("\n" if text and malformed else "") + malformed,
-        "tool_calls": [
-            {"id": call_id, "type": "function",
-             "function": {"name": c.name, "arguments": c.arguments}}
-            for c, call_id in zip(calls, ids, strict=True)
-            if c.error is None
-        ],
-    }  # fmt: skip
+    # ----- pickling -----------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k not in ("db", "tools")}
+        state["_state_check"] = (diff_digest(self.db.diff()), sorted(self.db.written_rows()))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        expected = state.pop("_state_check")
+        self.__dict__.update(state)
+        self.tools = self.package.tools
+        self.db = Database(self.package.template)
+        for record in self.calls:  # failed calls rolled back: only successful ones changed state
+            if record.ok:
+                with self.db.call():
+                    self.tools[record.name](self.db, **record.arguments)
+        if (diff_digest(self.db.diff()), sorted(self.db.written_rows())) != expected:
+            raise RuntimeError(
+                f"{self.package.config.gym_id}: replaying the episode's calls did not reproduce "
+                "its database state; a tool is not deterministic"
+            )
+
+
+def _copy_json(value: Any) -> Any:
+    """A deep copy of JSON-like data (dicts, lists, scalars), much faster than copy.deepcopy."""
+    if isinstance(value, dict):
+        return {k: _copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(v) for v in value]
+    return value
+
+
+def _copy_message(message: dict[str, Any]) -> dict[str, Any]:
+    if "tool_calls" not in message:
+        return dict(message)
+    copied = dict(message)
+    copied["tool_calls"] = [
+        {"id": c["id"], "type": c["type"],
+         "function": {"name": c["function"]["name"],
+                      "arguments": _copy_json(c["function"]["arguments"])}}
+        for c in message["tool_calls"]
+    ]  # fmt: skip
+    return copied
 
 
 def _to_text(result: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
 import importlib
@@ -21,6 +22,13 @@ from envfactory_gym.tasks import Task, load_tasks
 from envfactory_gym.tools import Tool
 
 BUILTIN_ENVS = Path(__file__).resolve().parent.parent / "envs"
+
+
+class UnknownTaskError(KeyError):
+    """A task id that the env package does not have; the message suggests close matches."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class EnvConfig(BaseModel):
@@ -89,7 +97,17 @@ class EnvPackage:
         for task in self.tasks:
             if task.id == task_id:
                 return task
-        raise KeyError(f"{self.config.gym_id} has no task {task_id!r}")
+        close = difflib.get_close_matches(task_id, [t.id for t in self.tasks], n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UnknownTaskError(
+            f"{self.config.gym_id} has no task {task_id!r}{hint} "
+            "(`envfactory list` shows the envs; `package.tasks` holds the ids)"
+        )
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        """Pickle by reference: the receiving process loads (or reuses) the same package."""
+        builtin = self.folder.parent == builtin_envs_dir().resolve()
+        return load_package, (self.name if builtin else str(self.folder),)
 
 
 @functools.cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,8 @@ from envfactory_gym.tasks import ToolCall
 class Replay:
     results: list[Any]
     diff: Diff
+    written: dict[str, list[list[Any]]]
+    """Table -> keys of every row the calls changed (restored ones included), sorted."""
 
 
 def replay(package: EnvPackage, calls: list[ToolCall], db: Database | None = None) -> Replay:
@@ -28,4 +31,7 @@ def replay(package: EnvPackage, calls: list[ToolCall], db: Database | None = Non
         arguments = tool.validate(call.arguments)
         with db.call():
             results.append(tool(db, **arguments))
-    return Replay(results=results, diff=db.diff())
+    written: dict[str, list[list[Any]]] = {}
+    for table, key in sorted(db.written_rows()):
+        written.setdefault(table, []).append(json.loads(key))
+    return Replay(results=results, diff=db.diff(), written=written)

@@ -1,4 +1,5 @@
-"""Episode reward: `max(0, tau * trace + (1 - tau) * outcome - penalties)`, from the database.
+"""Episode reward: `max(0, tau * trace + (1 - tau) * outcome - penalties)`, from the database,
+and 0 for an episode that wrote a row the task does not expect to change.
 
 - trace: the share of ground-truth calls the agent made (masked arguments ignored, numbers
   compared with a tolerance), each agent call matching at most one ground-truth call;
@@ -6,12 +7,17 @@
   so a forbidden write fails it and doing nothing fails a task that needs a write) times the share
   of required outputs stated to the user; for a refusal (no write, no output) it is also scaled
   by trace, so doing nothing is not rewarded as a correct refusal;
-- penalties: malformed calls (bad JSON, unknown tool, invalid arguments) and calls beyond the
-  ground truth plus a free allowance.
+  The outputs part is 0 when the agent stated one of the task's distractors (a wrong answer a
+  guess would list) or more numbers than `max_stated_numbers` beyond the required ones;
+- penalties: malformed calls (bad JSON, unknown tool, invalid arguments, empty messages) and
+  calls beyond the ground truth plus a free allowance;
+- violations: every row the episode changed at any point (restored rows included) that is not
+  among the task's allowed writes. One violation makes the total 0: harm earns nothing.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -36,8 +42,8 @@ class RewardConfig(BaseModel):
     max_penalty: float = Field(1.0, ge=0.0)
     number_tolerance: float = Field(0.01, ge=0.0, description="Relative tolerance for numbers.")
     max_stated_numbers: int = Field(
-        12, ge=0, description="Numeric outputs do not count if the agent stated more distinct "
-        "numbers than this (plus two per required output): listing candidates is not an answer."
+        3, ge=0, description="Numeric outputs do not count if the agent stated more distinct "
+        "numbers than this beyond the required ones: listing candidates is not an answer."
     )  # fmt: skip
 
     @model_validator(mode="after")
@@ -75,6 +81,12 @@ class RewardBreakdown(BaseModel):
     extra_calls: int
     format_errors: int
     penalty: float
+    violations: list[str] = Field(
+        default_factory=list, description="Rows written that the task does not expect to change."
+    )
+    distractors_stated: list[str] = Field(
+        default_factory=list, description="Wrong answers the agent stated (outputs part voided)."
+    )
     total: float
     success: bool
 
@@ -86,15 +98,19 @@ def compute_reward(
     diff: Diff,
     config: RewardConfig,
     tau: float | None = None,
+    written: set[tuple[str, str]] | None = None,
 ) -> RewardBreakdown:
-    """Score one finished episode."""
+    """Score one finished episode. `written` is `Database.written_rows()` (None: not checked)."""
     tau = config.tau if tau is None else tau
     matched = match_calls(task.calls, calls, config.number_tolerance)
     trace = matched / len(task.calls) if task.calls else 1.0
     state = 1.0 if diff_digest(diff) == diff_digest(task.expected_diff) else 0.0
-    outputs = outputs_stated(
-        task.outputs, "\n".join(said_to_user), config.number_tolerance, config.max_stated_numbers
-    )
+    text = "\n".join(said_to_user)
+    guessed = stated_distractors(task.distractors, text, config.number_tolerance)
+    outputs = 0.0 if guessed else outputs_stated(
+        task.outputs, text, config.number_tolerance, config.max_stated_numbers
+    )  # fmt: skip
+    violations = find_violations(written or set(), task.allowed_rows)
     outcome = state * outputs
     if not task.outputs and task.writes == 0:
         outcome *= trace  # a refusal counts only once the facts the policy needs were checked
@@ -105,7 +121,7 @@ def compute_reward(
         config.format_penalty * format_errors
         + config.extra_call_penalty * max(0, extra - config.free_extra_calls),
     )
-    total = max(0.0, tau * trace + (1.0 - tau) * outcome - penalty)
+    total = 0.0 if violations else max(0.0, tau * trace + (1.0 - tau) * outcome - penalty)
     return RewardBreakdown(
         trace=trace,
         state=state,
@@ -117,9 +133,39 @@ def compute_reward(
         extra_calls=extra,
         format_errors=format_errors,
         penalty=penalty,
+        violations=violations,
+        distractors_stated=guessed,
         total=total,
-        success=trace == 1.0 and outcome == 1.0,
+        success=trace == 1.0 and outcome == 1.0 and not violations,
     )
+
+
+def find_violations(
+    written: set[tuple[str, str]], allowed: frozenset[tuple[str, str]], limit: int = 20
+) -> list[str]:
+    """The rows written outside the allowed set, as 'table key' (at most `limit`, sorted)."""
+    rows = sorted(f"{table} {key}" for table, key in written if (table, key) not in allowed)
+    return rows if len(rows) <= limit else [*rows[:limit], f"... {len(rows) - limit} more"]
+
+
+def stated_distractors(distractors: list[str], text: str, tolerance: float) -> list[str]:
+    """The distractors the text states: numbers by value, words as whole words."""
+    if not distractors or not text:
+        return []
+    folded = fold(text)
+    numbers: list[float] | None = None
+    found = []
+    for distractor in distractors:
+        target = number_value(distractor)
+        if target is not None:
+            if numbers is None:
+                numbers = stated_numbers(text)
+            hit = any(_close(n, target, tolerance) for n in numbers)
+        else:
+            hit = _word_pattern(fold(distractor)).search(folded) is not None
+        if hit:
+            found.append(distractor)
+    return found
 
 
 def match_calls(expected: list[ToolCall], made: list[CallRecord], tolerance: float) -> int:
@@ -145,7 +191,7 @@ def values_match(expected: Any, actual: Any, tolerance: float) -> bool:
     if isinstance(expected, int | float) and isinstance(actual, int | float):
         return abs(expected - actual) <= tolerance * max(1.0, abs(expected))
     if isinstance(expected, str) and isinstance(actual, str):
-        return _fold(expected) == _fold(actual)
+        return fold(expected) == fold(actual)
     if isinstance(expected, list) and isinstance(actual, list):
         return len(expected) == len(actual) and all(
             values_match(e, a, tolerance) for e, a in zip(expected, actual, strict=True)
@@ -157,7 +203,14 @@ def values_match(expected: Any, actual: Any, tolerance: float) -> bool:
     return expected == actual
 
 
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+_NUMBER = re.compile(r"(?<![\w.\-:])-?\d[\d,]*(?:\.\d+)?(?![\w\-:]|\.\d)")
+"""A number as a person writes it ('1,250.00', '-30'), not a piece of a date, a clock time or an
+id ('2024-05-15', '05:40', 'EF101')."""
+
+
+def stated_numbers(text: str) -> list[float]:
+    """Every number written in the text."""
+    return [float(m.replace(",", "")) for m in _NUMBER.findall(text) if m.strip(",-")]
 
 
 def outputs_stated(
@@ -166,29 +219,40 @@ def outputs_stated(
     """Share of required outputs found in what the agent told the user."""
     if not required:
         return 1.0
-    folded = _fold(text)
-    numbers = [_to_number(m) for m in _NUMBER.findall(text)]
-    if max_numbers is not None and len(set(numbers)) > max_numbers + 2 * len(required):
-        numbers = []
+    folded = fold(text)
+    targets = [number_value(want) for want in required]
+    numbers = stated_numbers(text) if any(t is not None for t in targets) else []
+    if max_numbers is not None:
+        extra = {
+            n for n in numbers if not any(_close(n, t, tolerance) for t in targets if t is not None)
+        }
+        if len(extra) > max_numbers:
+            numbers = []
     found = 0
-    for want in required:
-        target = _to_number(want) if _NUMBER.fullmatch(want.strip()) else None
+    for want, target in zip(required, targets, strict=True):
         if target is not None:
-            found += any(
-                n is not None and abs(n - target) <= tolerance * max(1.0, abs(target))
-                for n in numbers
-            )
+            found += any(_close(n, target, tolerance) for n in numbers)
         else:
-            found += _fold(want) in folded
+            found += fold(want) in folded
     return found / len(required)
 
 
-def _to_number(text: str) -> float | None:
-    try:
-        return float(text.replace(",", ""))
-    except ValueError:
+def number_value(text: str) -> float | None:
+    """The value of a text that is one number ('1,250', '-30'), else None."""
+    text = text.strip()
+    if not _NUMBER.fullmatch(text) or not text.strip(",-"):
         return None
+    return float(text.replace(",", ""))
 
 
-def _fold(text: str) -> str:
+def _close(value: float, target: float, tolerance: float) -> bool:
+    return abs(value - target) <= tolerance * max(1.0, abs(target))
+
+
+@functools.lru_cache(maxsize=4096)
+def _word_pattern(folded: str) -> re.Pattern[str]:
+    return re.compile(r"(?<!\w)" + re.escape(folded) + r"(?!\w)")
+
+
+def fold(text: str) -> str:
     return " ".join(text.casefold().split())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -37,14 +38,33 @@ class Task(BaseModel):
     outputs: list[str] = Field(
         default_factory=list, description="Facts the agent's answer to the user must state."
     )
+    distractors: list[str] = Field(
+        default_factory=list,
+        description="Wrong answers a guess would list (sibling values in the ground truth's "
+        "outputs, other values of the same field): stating one voids the outputs credit.",
+    )
     expected_diff: dict[str, Any] = Field(
         default_factory=dict, description="The episode's expected row-level diff of the database."
+    )
+    allowed_writes: dict[str, list[list[Any]]] = Field(
+        default_factory=dict,
+        description="Table -> primary keys of the rows the ground truth writes (rows it writes "
+        "and restores included). Writing any other row is a violation that voids the reward.",
     )
 
     @property
     def writes(self) -> int:
         return sum(
             1 for table in self.expected_diff.values() for rows in table.values() for _ in rows
+        )
+
+    @functools.cached_property
+    def allowed_rows(self) -> frozenset[tuple[str, str]]:
+        """`allowed_writes` as (table, key as compact JSON) pairs, the change log's form."""
+        return frozenset(
+            (table, json.dumps(key, separators=(",", ":"), ensure_ascii=False))
+            for table, keys in self.allowed_writes.items()
+            for key in keys
         )
 
 

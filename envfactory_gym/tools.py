@@ -10,11 +10,13 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable
-from typing import Any, Literal, get_type_hints
+from typing import Any, Literal, get_origin, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 ToolKind = Literal["read", "write", "generic"]
+MAX_LIST_ITEMS = 100
+"""The bound on a list argument that declares none (its schema says `maxItems`)."""
 
 
 class ToolError(Exception):
@@ -67,8 +69,28 @@ class Tool:
     def __call__(self, db: Any, **arguments: Any) -> Any:
         return self.fn(db, **arguments)
 
+    def __reduce__(self) -> tuple[Any, tuple[str, str, str]]:
+        """Pickle by reference (its module, or its env package's folder), never by value."""
+        return _load_tool, (self.fn.__module__, self.fn.__code__.co_filename, self.name)
+
     def __repr__(self) -> str:
         return f"Tool({self.name!r}, kind={self.kind!r})"
+
+
+def _load_tool(module: str, filename: str, name: str) -> Tool:
+    """The tool `name` of a module that is loaded, importable, or an env package's tools.py."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    if module not in sys.modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            from envfactory_gym.package import load_package
+
+            return load_package(str(Path(filename).parent)).tools[name]
+    return getattr(sys.modules[module], name)
 
 
 def tool(fn: Callable[..., Any] | None = None, *, kind: ToolKind = "read") -> Any:
@@ -106,7 +128,11 @@ def _arguments_model(fn: Callable[..., Any], arg_docs: dict[str, str]) -> type[B
     for param in params:
         annotation = hints.get(param.name, Any)
         default = ... if param.default is inspect.Parameter.empty else param.default
-        fields[param.name] = (annotation, Field(default, description=arg_docs.get(param.name)))
+        bound = {"max_length": MAX_LIST_ITEMS} if get_origin(annotation) is list else {}
+        fields[param.name] = (
+            annotation,
+            Field(default, description=arg_docs.get(param.name), **bound),
+        )
     config = ConfigDict(extra="forbid", strict=True)
     return create_model(f"{fn.__name__}_arguments", __config__=config, **fields)
 

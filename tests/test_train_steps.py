@@ -131,10 +131,11 @@ def warm_model(tiny_model, tmp_path_factory) -> Path:
     tokenizer = load_tokenizer(str(tiny_model))
     env = gym.make(AIRLINE)
     _, info = env.reset(options={"task_id": TASK})
+    tools = info["tools"]
     agent, texts, done = OracleAgent(), [], False
     agent.reset(env.unwrapped.task)
     while not done:
-        texts.append(agent.act(info["messages"], info["tools"]))
+        texts.append(agent.act(info["messages"], tools))
         _, _, terminated, truncated, info = env.step(texts[-1])
         done = terminated or truncated
     queue = list(texts)

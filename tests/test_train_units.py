@@ -1,4 +1,7 @@
-"""Fast checks of the training pieces: config, tiny model, chat formatting, rollouts, sampling."""
+"""Fast checks of the training pieces: tiny model, chat formatting, rollouts, sampling.
+
+The config and the CLI are tested in test_train_config.py.
+"""
 
 import json
 import os
@@ -10,7 +13,6 @@ pytest.importorskip("torch")
 pytest.importorskip("trl")
 
 import gymnasium as gym  # noqa: E402
-from envfactory_gym.training import config as cfg  # noqa: E402
 from envfactory_gym.training.data import (  # noqa: E402
     Curriculum,
     PromptIndex,
@@ -38,49 +40,6 @@ def tokenizer():
     tok = build_tokenizer(vocab_size=4096)
     tok.padding_side = "left"
     return tok
-
-
-# ---------------------------------------------------------------------------------- config
-def test_every_config_field_is_a_flag_and_yaml_is_overridden_by_flags(tmp_path):
-    path = tmp_path / "c.yaml"
-    path.write_text("algo: rloo\nlearning_rate: 3.0e-6\nenvs: [airline]\nlora: true\n")
-    config = cfg.parse_config(
-        ["--config", str(path), "--learning_rate", "1e-5", "--no-lora", "--tasks", "a*", "b*"]
-    )
-    assert config.algo == "rloo" and config.learning_rate == 1e-5 and config.lora is False
-    assert config.envs == ["airline"] and config.tasks == ["a*", "b*"]
-    assert cfg.parse_config(["--bf16"]).bf16 is True
-    assert cfg.parse_config(["--tau", "none"]).tau is None
-    flags = {a.dest for a in cfg.build_parser()._actions}
-    assert {f.name for f in __import__("dataclasses").fields(cfg.TrainConfig)} <= flags
-
-
-def test_config_rejects_unknown_yaml_keys_and_bad_algo(tmp_path):
-    path = tmp_path / "c.yaml"
-    path.write_text("algo: grpo\nlearning_rat: 1.0\n")
-    with pytest.raises(ValueError, match="learning_rat"):
-        cfg.parse_config(["--config", str(path)])
-    with pytest.raises(ValueError, match="algo"):
-        cfg.TrainConfig(algo="dpo")
-
-
-def test_shipped_configs_parse():
-    root = os.path.join(os.path.dirname(__file__), "..", "configs")
-    names = [n for n in os.listdir(root) if n.endswith(".yaml")]
-    assert {"grpo_qwen3.yaml", "rloo_qwen3.yaml", "ppo_qwen3.yaml", "sft_qwen3.yaml"} <= set(names)
-    for name in names:
-        config = cfg.parse_config(["--config", os.path.join(root, name)])
-        assert config.algo in cfg.ALGOS
-
-
-def test_tau_schedule_is_linear_in_steps():
-    config = cfg.TrainConfig(tau=0.8, tau_final=0.2, tau_schedule_steps=10)
-    assert [round(config.tau_at(s), 3) for s in (0, 5, 10, 50)] == [0.8, 0.5, 0.2, 0.2]
-    assert cfg.TrainConfig().tau_at(7) is None
-    assert cfg.TrainConfig(tau=0.3, format_penalty=0.2).reward_overrides() == {
-        "tau": 0.3,
-        "format_penalty": 0.2,
-    }
 
 
 # ---------------------------------------------------------------------- tokenizer, template
@@ -161,12 +120,13 @@ def test_rollout_mask_is_exactly_the_policy_tokens_and_matches_sft_rendering(tok
     # (the one SFT uses), so RL and SFT see identical sequences.
     replay = gym.make(AIRLINE)
     _, info = replay.reset(options={"task_id": TASK})
+    tools = info["tools"]
     for text in texts:
         _, reward, terminated, _, info = replay.step(text)
     assert reward == episode.reward and info["reward_breakdown"] == episode.breakdown
     rendered = tokenizer.apply_chat_template(
         info["messages"],
-        tools=info["tools"],
+        tools=tools,
         chat_template=get_training_chat_template(tokenizer),
         tokenize=True,
         return_dict=False,

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from envfactory_gym.database import Database
+from envfactory_gym.distractors import find_distractors
 from envfactory_gym.package import load_package
 from envfactory_gym.replay import replay
 from envfactory_gym.tasks import Task, ToolCall, write_tasks
@@ -119,9 +120,12 @@ def flight_status(cat: Catalog, rng: random.Random) -> Iterator[Draft]:
 
 
 def gift_card_balance(cat: Catalog, rng: random.Random) -> Iterator[Draft]:
+    """Users with one gift card and a certificate too: the agent must read the right balance."""
     for user in cat.db.rows(
-        "SELECT user_id, max(balance) AS balance FROM payment_methods WHERE source = 'gift_card' "
-        "GROUP BY user_id HAVING count(*) = 1 AND max(balance) > 0 ORDER BY user_id"
+        "SELECT * FROM (SELECT user_id, max(balance) AS balance FROM payment_methods "
+        "WHERE source = 'gift_card' GROUP BY user_id HAVING count(*) = 1 AND max(balance) > 0) g "
+        "WHERE EXISTS (SELECT 1 FROM payment_methods c WHERE c.user_id = g.user_id "
+        "AND c.source = 'certificate' AND c.balance != g.balance) ORDER BY user_id"
     ):
         yield (
             f"Hello, my user id is {user['user_id']}. How much money is left on my gift card?",
@@ -485,7 +489,14 @@ def build(seed: int = 7) -> list[Task]:
                     user_facts=facts,
                     calls=calls,
                     outputs=required,
+                    distractors=find_distractors(
+                        required,
+                        result.results,
+                        package.template,
+                        " ".join([instruction, *facts.values()]),
+                    ),
                     expected_diff=result.diff,
+                    allowed_writes=result.written,
                 )
             )
             made += 1

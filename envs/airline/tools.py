@@ -21,6 +21,9 @@ Cabin = Literal["basic_economy", "economy", "business"]
 STRICT = ConfigDict(extra="forbid", strict=True)
 Amount = Annotated[int, Field(gt=0, le=100_000)]
 Count = Annotated[int, Field(ge=0, le=50)]
+MAX_SEGMENTS = 6
+MAX_PASSENGERS = 5
+MAX_PAYMENT_PARTS = 5
 
 
 class FlightSegment(BaseModel):
@@ -187,12 +190,13 @@ def _flight_view(found: dict) -> dict:
 
 
 def _search(db: Database, origin: str, destination: str | None, date: str, after: str = "") -> list:
+    """Bookable flights, by flight number (tau2-bench's order)."""
     rows = db.rows(
         "SELECT f.origin, f.destination, f.departure_time, f.arrival_time, d.* "
         "FROM flights f JOIN flight_dates d USING (flight_number) "
         "WHERE f.origin = ? AND (? IS NULL OR f.destination = ?) AND d.date = ? "
         "AND d.status = 'available' AND f.departure_time >= ? "
-        "ORDER BY f.departure_time, f.flight_number",
+        "ORDER BY f.flight_number",
         (origin, destination, destination, date, after),
     )
     return [_flight_view(row) for row in rows]
@@ -211,6 +215,29 @@ def _check_segments(db: Database, segments: list[dict], cabin: str, passengers: 
             raise ToolError(f"not enough {cabin} seats on flight {flight['flight_number']}")
         found.append(flight)
     return found
+
+
+def _check_itinerary(db: Database, segments: list[dict], origin: str, destination: str) -> None:
+    """The segments are distinct, connect end to end, leave from `origin` and reach
+    `destination` (a round trip comes back to `origin`)."""
+    if not segments:
+        raise ToolError("an itinerary needs at least one flight")
+    keys = [(s["flight_number"], s["date"]) for s in segments]
+    if len(set(keys)) != len(keys):
+        raise ToolError("the same flight appears twice in the itinerary")
+    legs = []
+    for number, date in keys:
+        leg = db.row("SELECT origin, destination FROM flights WHERE flight_number = ?", (number,))
+        if leg is None:
+            raise ToolError(f"flight {number} does not exist")
+        legs.append((leg["origin"], leg["destination"], date))
+    for (_, arrives, day), (departs, _, next_day) in zip(legs, legs[1:], strict=False):
+        if departs != arrives or next_day < day:
+            raise ToolError(
+                "the flights do not connect: each must leave from where the last landed"
+            )
+    if legs[0][0] != origin or destination not in {leg[1] for leg in legs}:
+        raise ToolError(f"the flights do not go from {origin} to {destination}")
 
 
 # ----- read tools ----------------------------------------------------------------------------
@@ -297,9 +324,9 @@ def book_reservation(
     destination: str,
     flight_type: Literal["one_way", "round_trip"],
     cabin: Cabin,
-    flights: list[FlightSegment],
-    passengers: list[Passenger],
-    payment_methods: list[PaymentPart],
+    flights: Annotated[list[FlightSegment], Field(max_length=MAX_SEGMENTS)],
+    passengers: Annotated[list[Passenger], Field(max_length=MAX_PASSENGERS)],
+    payment_methods: Annotated[list[PaymentPart], Field(max_length=MAX_PAYMENT_PARTS)],
     total_baggages: Count,
     nonfree_baggages: Count,
     insurance: Literal["yes", "no"],
@@ -320,11 +347,7 @@ def book_reservation(
         insurance: Whether to buy travel insurance: 'yes' or 'no'.
     """
     _user(db, user_id)
-    if not flights:
-        raise ToolError("a reservation needs at least one flight")
-    segments = [(f["flight_number"], f["date"]) for f in flights]
-    if len(set(segments)) != len(segments):
-        raise ToolError("the same flight appears twice in the reservation")
+    _check_itinerary(db, flights, origin, destination)
     ids = [part["payment_id"] for part in payment_methods]
     if len(set(ids)) != len(ids):
         raise ToolError(
@@ -333,8 +356,6 @@ def book_reservation(
     if not 1 <= len(passengers) <= 5:
         raise ToolError("a reservation has between one and five passengers")
     found = _check_segments(db, flights, cabin, len(passengers))
-    if found[0]["origin"] != origin or destination not in {f["destination"] for f in found}:
-        raise ToolError(f"the flights do not go from {origin} to {destination}")
     total = sum(f[f"price_{cabin}"] for f in found) * len(passengers)
     total += INSURANCE_FEE * len(passengers) * (insurance == "yes") + BAG_FEE * nonfree_baggages
     paid = sum(part["amount"] for part in payment_methods)
@@ -376,11 +397,17 @@ def cancel_reservation(db: Database, reservation_id: str) -> str:
     net_paid = db.rows(
         "SELECT m.*, sum(p.amount) AS paid FROM payments p JOIN payment_methods m "
         "USING (payment_id) WHERE p.reservation_id = ? "
-        "GROUP BY p.payment_id HAVING sum(p.amount) > 0 ORDER BY min(p.payment_seq)",
+        "GROUP BY p.payment_id ORDER BY min(p.payment_seq)",
         (reservation_id,),
     )
+    # Refund what the reservation netted, no more: a method that already got money back (a
+    # cheaper cabin refunded to a gift card) lowers what the others get back.
+    left = sum(method["paid"] for method in net_paid)
     for method in net_paid:
-        _charge(db, reservation_id, method, -method["paid"])
+        refund = min(method["paid"], left)
+        if refund > 0:
+            _charge(db, reservation_id, method, -refund)
+            left -= refund
     db.execute(
         "UPDATE reservations SET status = 'cancelled' WHERE reservation_id = ?", (reservation_id,)
     )
@@ -397,7 +424,11 @@ def cancel_reservation(db: Database, reservation_id: str) -> str:
 
 @tool(kind="write")
 def update_reservation_flights(
-    db: Database, reservation_id: str, cabin: Cabin, flights: list[FlightSegment], payment_id: str
+    db: Database,
+    reservation_id: str,
+    cabin: Cabin,
+    flights: Annotated[list[FlightSegment], Field(max_length=MAX_SEGMENTS)],
+    payment_id: str,
 ) -> str:
     """Update the flights and/or cabin of a reservation; the fare difference is charged or
     refunded to the given payment method.
@@ -413,8 +444,7 @@ def update_reservation_flights(
     reservation = _reservation(db, reservation_id)
     if reservation["status"] == "cancelled":
         raise ToolError(f"reservation {reservation_id} is cancelled")
-    if not flights:
-        raise ToolError("the new itinerary needs at least one flight")
+    _check_itinerary(db, flights, reservation["origin"], reservation["destination"])
     method = _payment_method(db, reservation["user_id"], payment_id)
     if method["source"] == "certificate":
         raise ToolError("a certificate cannot pay for a change to a reservation")
@@ -453,7 +483,9 @@ def update_reservation_flights(
 
 @tool(kind="write")
 def update_reservation_passengers(
-    db: Database, reservation_id: str, passengers: list[Passenger]
+    db: Database,
+    reservation_id: str,
+    passengers: Annotated[list[Passenger], Field(max_length=MAX_PASSENGERS)],
 ) -> str:
     """Replace the passenger details of a reservation; the number of passengers cannot change.
 
