@@ -139,3 +139,111 @@ def test_send_certificate_ids_are_deterministic(env):
         )[0]
         ids.append(obs)
     assert ids[0] == ids[1] and "Certificate certificate_" in ids[0]
+
+
+# ----- money, itineraries and search order ----------------------------------------------------
+def _airline_db(package):
+    from envfactory_gym import Database
+
+    return Database(package.template)
+
+
+def _buyer(db):
+    return db.row(
+        "SELECT u.user_id, u.first_name, u.last_name, u.dob, g.payment_id AS gift_card, "
+        "k.payment_id AS card FROM users u "
+        "JOIN payment_methods g ON g.user_id = u.user_id AND g.source = 'gift_card' "
+        "JOIN payment_methods k ON k.user_id = u.user_id AND k.source = 'credit_card' "
+        "ORDER BY u.user_id LIMIT 1"
+    )
+
+
+def _flight(db, seats=5):
+    return db.row(
+        "SELECT f.flight_number, d.date, f.origin, f.destination, d.price_business, "
+        "d.price_economy FROM flight_dates d JOIN flights f USING (flight_number) "
+        "WHERE d.status = 'available' AND d.seats_business > ? AND d.seats_economy > ? "
+        "AND d.price_business > d.price_economy ORDER BY 1, 2 LIMIT 1",
+        (seats, seats),
+    )
+
+
+def test_downgrade_then_cancel_never_creates_money(package):
+    """Book on a card, downgrade with the refund to a gift card, cancel: the user ends with
+    exactly the money they started with, however often they loop."""
+    db, tools = _airline_db(package), package.tools
+    user, flight = _buyer(db), _flight(db)
+    segment = [{"flight_number": flight["flight_number"], "date": flight["date"]}]
+
+    def wealth():  # gift-card balance minus what the card has paid on net
+        balance = db.value("SELECT balance FROM payment_methods WHERE payment_id = ?",
+                           (user["gift_card"],))  # fmt: skip
+        card = db.value("SELECT coalesce(sum(amount), 0) FROM payments WHERE payment_id = ?",
+                        (user["card"],))  # fmt: skip
+        return balance - card
+
+    start = wealth()
+    for _ in range(3):
+        booked = json.loads(tools["book_reservation"](
+            db, user_id=user["user_id"], origin=flight["origin"],
+            destination=flight["destination"], flight_type="one_way", cabin="business",
+            flights=segment, passengers=[{k: user[k] for k in ("first_name", "last_name", "dob")}],
+            payment_methods=[{"payment_id": user["card"], "amount": flight["price_business"]}],
+            total_baggages=0, nonfree_baggages=0, insurance="no"))  # fmt: skip
+        rid = booked["reservation_id"]
+        downgrade = {"cabin": "economy", "flights": segment, "payment_id": user["gift_card"]}
+        tools["update_reservation_flights"](db, reservation_id=rid, **downgrade)
+        cancelled = json.loads(tools["cancel_reservation"](db, reservation_id=rid))
+        assert sum(p["amount"] for p in cancelled["payment_history"]) == 0
+        assert wealth() == start
+
+
+def test_changing_flights_checks_the_itinerary_like_booking(env, package):
+    task = package.task("airline-change_flight-00")
+    change = task.calls[-1].arguments
+    segment = change["flights"][0]
+    env.reset(options={"task_id": task.id})
+
+    def try_flights(flights):
+        obs, *_ = env.step(format_tool_call("update_reservation_flights",
+                                            {**change, "flights": flights}))  # fmt: skip
+        return obs
+
+    assert "appears twice" in try_flights([segment, segment])
+    unrelated = package.template.execute(
+        "SELECT flight_number FROM flights WHERE origin != ? ORDER BY 1 LIMIT 1",
+        (
+            package.template.execute(
+                "SELECT origin FROM flights WHERE flight_number = ?", (segment["flight_number"],)
+            ).fetchone()[0],
+        ),  # fmt: skip
+    ).fetchone()[0]
+    assert "do not go from" in try_flights([{**segment, "flight_number": unrelated}])
+    assert "at most 6 items" in try_flights([segment] * 20_000)
+    assert env.unwrapped.db.diff() == {}
+
+
+def test_search_results_come_by_flight_number(package):
+    """tau2-bench lists flights by number; one-stop pairs whose first legs leave out of number
+    order show it."""
+    db, search = _airline_db(package), package.tools["search_onestop_flight"]
+    routes = db.rows(
+        "SELECT a.origin, b.destination, d.date FROM flights a JOIN flights b "
+        "ON b.origin = a.destination AND b.destination != a.origin "
+        "JOIN flight_dates d ON d.flight_number = a.flight_number AND d.status = 'available' "
+        "GROUP BY 1, 2, 3 HAVING count(*) >= 3 ORDER BY 1, 2, 3 LIMIT 40"
+    )
+    for route in routes:
+        pairs = search(db, **route)
+        keys = [(a["flight_number"], b["flight_number"]) for a, b in pairs]
+        assert keys == sorted(keys)
+        departures = [a["scheduled_departure_time_est"] for a, _ in pairs]
+        if departures != sorted(departures):
+            break
+    else:
+        pytest.fail("no route shows the order: every result was also in departure order")
+    direct = db.row("SELECT origin, destination, date FROM flights JOIN flight_dates "
+                    "USING (flight_number) WHERE status = 'available' GROUP BY 1, 2, 3 "
+                    "HAVING count(*) >= 2 LIMIT 1")  # fmt: skip
+    numbers = [f["flight_number"] for f in package.tools["search_direct_flight"](db, **direct)]
+    assert len(numbers) >= 2 and numbers == sorted(numbers)
