@@ -72,15 +72,30 @@ def parse_action(text: str, max_calls: int = 16) -> ParsedAction:
         elif tag.group() == THINK_CLOSE:  # the end of a reasoning prefix: drop all before it
             outside, calls, skipped = [], [], 0
             position = tag.end()
+        elif len(calls) < max_calls:
+            call, end = _next_call(text, tag.end())
+            calls.append(call)
+            position = len(text) if end < 0 else end + len(CALL_CLOSE)
         else:
+            skipped += 1
             end = _call_end(text, tag.end())
-            body = text[tag.end() : len(text) if end < 0 else end]
-            if len(calls) < max_calls:
-                calls.append(_parse_call(body, closed=end >= 0))
-            else:
-                skipped += 1
             position = len(text) if end < 0 else end + len(CALL_CLOSE)
     return ParsedAction(message="".join(outside).strip(), calls=calls, skipped=skipped)
+
+
+def _next_call(text: str, start: int) -> tuple[ParsedCall, int]:
+    """The call whose body starts at `start`, and where its closing tag is. Fast path: the
+    first closing tag ends a body that parses (a tag inside a string would leave it broken)."""
+    end = text.find(CALL_CLOSE, start)
+    if end >= 0:
+        call = _parse_call(text[start:end])
+        if call.error is None:
+            return call, end
+    string_aware = _call_end(text, start)
+    if string_aware != end or end < 0:
+        body = text[start : len(text) if string_aware < 0 else string_aware]
+        call = _parse_call(body, closed=string_aware >= 0)
+    return call, string_aware
 
 
 def _call_end(text: str, start: int) -> int:
@@ -104,8 +119,11 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a valid JSON number")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # made once: NaN, Infinity refused
+
+
 def _loads(raw: str) -> Any:
-    return json.loads(raw, parse_constant=_reject_constant)
+    return _DECODER.decode(raw)
 
 
 def _parse_call(body: str, closed: bool = True) -> ParsedCall:

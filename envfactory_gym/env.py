@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import pickle
 import sqlite3
 from typing import Any
 
@@ -331,7 +332,7 @@ class ToolUseEnv(gym.Env[str, str]):
     @property
     def tool_schemas(self) -> list[dict[str, Any]]:
         """The tool schemas (OpenAI function format): a fresh copy on every access."""
-        return _copy_json(self.package.tool_schemas)
+        return pickle.loads(self.package.tool_schemas_pickle)
 
     # ----- pickling -----------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import importlib
 import importlib.util
+import pickle
 import sqlite3
 import sys
 import tomllib
@@ -75,6 +76,8 @@ class EnvPackage:
             obj.name: obj for obj in vars(tools_module).values() if isinstance(obj, Tool)
         }
         self.tool_schemas: list[dict[str, Any]] = [t.schema for t in self.tools.values()]
+        self.tool_schemas_pickle = pickle.dumps(self.tool_schemas, pickle.HIGHEST_PROTOCOL)
+        """Unpickling copies the schemas several times faster than a deep copy."""
         self.tasks: list[Task] = load_tasks(folder / "tasks.jsonl")
         self._template: sqlite3.Connection | None = None
 
