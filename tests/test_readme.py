@@ -20,7 +20,12 @@ def test_readme_python_snippet_runs(index, tmp_path):
 
 
 def test_readme_has_exactly_two_setup_commands():
-    commands = re.findall(r"```bash\n(pip install torch==2\.13\.0 && [^\n]*)\n```", README)
+    setup = README.split("## Set up and go", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```bash\n([^\n]*)\n```", setup)
     assert len(commands) == 2
+    evaluate, test = commands
+    assert evaluate.startswith("pip install -e . && envfactory eval ")
+    assert "torch" not in evaluate, "the evaluation must not install torch"
+    assert test.startswith("pip install torch==2.13.0 && ")  # CPU torch before the train extra
     ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
-    assert commands[1] in ci
+    assert test in ci
