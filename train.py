@@ -6,8 +6,9 @@
     accelerate launch train.py --config configs/sft_qwen3.yaml           # SFT on oracle replays
     python train.py --config configs/smoke_cpu.yaml --algo ppo           # CPU smoke run
 
-Every key of the YAML config is also a flag (`--learning_rate 2e-6`); flags win. See
-`envfactory_gym.training.config.TrainConfig` for the full list and docs/training.md for recipes.
+Every key of the YAML config is also a flag (`--learning_rate 2e-6`); flags win, and must be
+spelled out in full. `python train.py --help` lists every flag with its help and default, grouped
+as in `envfactory_gym.training.config.TrainConfig`; README.md#training has the recipes.
 """
 
 from __future__ import annotations
