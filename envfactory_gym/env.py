@@ -250,8 +250,6 @@ class ToolUseEnv(gym.Env[str, str]):
     def _choose_task(self, options: dict[str, Any]) -> Task:
         if options.get("task_id") is not None:
             return self.package.task(str(options["task_id"]))
-        if "split" in options:
-            self.package.tasks_for(options["split"])  # raises on an unknown split
         tasks = self.package.tasks_for(options.get("split", self.split))
         if not tasks:
             raise ValueError(f"{self.package.config.gym_id} has no tasks in this split")
