@@ -9,15 +9,12 @@ import sqlite3
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
-from gymnasium import spaces
-from gymnasium.error import CustomSpaceError
-from gymnasium.vector.utils.shared_memory import create_shared_memory
 
 from envfactory_gym.actions import ParsedAction, ParsedCall, parse_action
 from envfactory_gym.database import Database, diff_digest
 from envfactory_gym.package import EnvPackage, load_package
 from envfactory_gym.reward import CallRecord, RewardBreakdown, RewardConfig, compute_reward
+from envfactory_gym.spaces import AnyText
 from envfactory_gym.tasks import Task
 from envfactory_gym.text import clip, quoted, valid_text
 from envfactory_gym.tools import ArgumentError, ToolError
@@ -35,33 +32,6 @@ EMPTY_MESSAGE = (
     "Error: your message was empty (nothing outside <think> blocks). Reply to the user in plain "
     "text, or call a tool."
 )
-
-
-class AnyText(spaces.Text):
-    """A text space holding any string up to `max_length`; samples printable ASCII."""
-
-    def __init__(self, max_length: int, seed: int | np.random.Generator | None = None) -> None:
-        super().__init__(max_length, min_length=0, charset=_PRINTABLE, seed=seed)
-
-    def contains(self, x: Any) -> bool:
-        return isinstance(x, str) and len(x) <= self.max_length
-
-    def __repr__(self) -> str:
-        return f"AnyText({self.max_length})"
-
-    def __eq__(self, other: Any) -> bool:
-        return isinstance(other, AnyText) and other.max_length == self.max_length
-
-
-_PRINTABLE = "".join(chr(c) for c in range(32, 127)) + "\n"
-
-
-@create_shared_memory.register(AnyText)
-def _no_shared_memory(space: AnyText, n: int = 1, ctx: Any = None) -> Any:
-    raise CustomSpaceError(
-        "envfactory observations are arbitrary text, which gymnasium's shared memory cannot hold: "
-        "use gym.make_vec(..., vectorization_mode='async', vector_kwargs={'shared_memory': False})"
-    )
 
 
 class ToolUseEnv(gym.Env[str, str]):

@@ -1,5 +1,6 @@
 """The Gymnasium contract users build on: make, reset/step, spaces, checker, vector envs."""
 
+import copy
 import subprocess
 import sys
 import warnings
@@ -8,6 +9,7 @@ import gymnasium as gym
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+import envfactory_gym
 from envfactory_gym.actions import format_tool_call
 from tests.conftest import ENV_ID
 
@@ -146,16 +148,60 @@ def test_reward_config_from_make_kwargs():
     assert env.unwrapped.reward_config.format_penalty == 0.1
 
 
-def test_async_vector_env_needs_and_works_without_shared_memory():
-    with pytest.raises(ValueError, match="shared_memory") as raised:
-        gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="async")
-    assert "vector_kwargs={'shared_memory': False}" in str(raised.value.__cause__)
-    envs = gym.make_vec(
-        ENV_ID, num_envs=2, vectorization_mode="async", vector_kwargs={"shared_memory": False}
-    )
-    obs, info = envs.reset(seed=0)
-    assert all(o.startswith("H") and len(o) < 1000 for o in obs)
+VECTOR_MODES = [
+    ("sync", {}),
+    ("sync", {"autoreset_mode": "SameStep"}),
+    ("async", {}),  # shared memory, the default
+    ("async", {"autoreset_mode": "SameStep"}),
+    ("async", {"shared_memory": False, "autoreset_mode": "SameStep"}),
+]
+
+
+@pytest.mark.parametrize("mode,kwargs", VECTOR_MODES)
+def test_vector_envs_play_every_episode_with_options(mode, kwargs):
+    """Several scripted episodes in a row, each reset with options: every one scores 1.0 and
+    sees the same observations as a plain env (an autoreset flag left over from the last
+    episode would drop a step and switch tasks)."""
+    package = envfactory_gym.load_package("airline")
+    tasks = [
+        package.task(t) for t in ("airline-add_bags-00", "airline-cancel-01", "airline-book-02")
+    ]
+    single = gym.make(ENV_ID)
+    envs = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode=mode, vector_kwargs=kwargs)
+    for task in tasks:
+        script = [format_tool_call(c.name, c.arguments) for c in task.calls]
+        script.append("Done: " + "; ".join(task.outputs))
+        expected = [single.reset(options={"task_id": task.id})[0]]
+        expected += [single.step(action)[0] for action in script]
+        obs, _ = envs.reset(options={"task_id": task.id})
+        seen = [tuple(obs)]
+        for action in script:
+            obs, rewards, terminated, truncated, _ = envs.step((action, action))
+            seen.append(tuple(obs))
+        assert rewards.tolist() == [1.0, 1.0] and terminated.all(), (mode, kwargs, task.id)
+        if kwargs.get("autoreset_mode") != "SameStep":  # SameStep shows the next reset's obs
+            assert seen == [(o, o) for o in expected]
     envs.close()
+
+
+def test_async_shared_memory_carries_any_text():
+    from gymnasium.vector.utils import (
+        create_shared_memory,
+        read_from_shared_memory,
+        write_to_shared_memory,
+    )
+
+    from envfactory_gym.spaces import AnyText, SharedTexts
+
+    space = AnyText(1000)
+    memory = create_shared_memory(space, n=2)
+    texts = read_from_shared_memory(space, memory, n=2)
+    for text in ("ünïcødé ✈ \n" * 80, ""):
+        write_to_shared_memory(space, 1, text, memory)
+        assert isinstance(texts, SharedTexts) and texts[1] == text
+    assert copy.deepcopy(texts) == ("", "")
+    with pytest.raises(ValueError, match="does not fit"):
+        write_to_shared_memory(space, 0, "x" * 4000 + "€", memory)
 
 
 def test_calls_per_turn_are_capped(env):
