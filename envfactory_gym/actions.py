@@ -28,7 +28,7 @@ _QUOTE_OR_CLOSE = re.compile(r'"|</tool_call>')
 _STRING_REST = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ParsedCall:
     """One `<tool_call>` block: a call if it parsed, else the reason it did not."""
 

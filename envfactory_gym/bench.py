@@ -1,4 +1,9 @@
-"""Micro-benchmarks of one env instance: step, reset, reward, episodes per second, memory."""
+"""Benchmarks of an env on one core: every tool's step beside the bare tool call, reset, reward,
+scripted episodes per second, at 1x and larger databases; vector envs; memory per instance.
+
+Each timing is the best of `rounds` rounds, each round the median of `repeats` runs: the best
+round filters out noise from other processes on a shared machine.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,11 @@ from typing import Any
 import gymnasium as gym
 
 from envfactory_gym.actions import format_tool_call
+from envfactory_gym.database import Database
+from envfactory_gym.env import ToolUseEnv
+from envfactory_gym.package import EnvPackage, load_package
+from envfactory_gym.registry import package_name
+from envfactory_gym.tasks import Task, ToolCall
 
 
 def _median_us(
@@ -27,6 +37,165 @@ def _median_us(
         fn()
         samples.append(time.perf_counter_ns() - start)
     return statistics.median(samples) / 1000
+
+
+def _best(measure: Callable[[], float], rounds: int, higher_is_better: bool = False) -> float:
+    values = [measure() for _ in range(rounds)]
+    return max(values) if higher_is_better else min(values)
+
+
+def workload(package: EnvPackage) -> tuple[Task, list[str], dict[str, ToolCall]]:
+    """The bench task (the first with a write), its scripted 10-call episode (the task's calls,
+    then its reads again, then a final answer), and one ground-truth call per tool."""
+    task = next(t for t in package.tasks if t.writes)
+    reads = [c for c in task.calls if package.tools[c.name].kind != "write"]
+    script = (task.calls + reads * 10)[:10]
+    episode = [format_tool_call(c.name, c.arguments) for c in script] + ["Done."]
+    calls: dict[str, ToolCall] = {}
+    for each in package.tasks:
+        for call in each.calls:
+            calls.setdefault(call.name, call)
+    for name, tool in package.tools.items():  # a tool no task calls borrows covering arguments
+        wanted = set(tool.parameters.get("required", []))
+        donor = next((c for c in calls.values() if wanted <= set(c.arguments)), None)
+        if name not in calls and donor is not None:
+            known = set(tool.parameters.get("properties", {}))
+            arguments = {k: v for k, v in donor.arguments.items() if k in known}
+            calls[name] = ToolCall(name=name, arguments=arguments)
+    return task, episode, dict(sorted(calls.items()))
+
+
+def bench(
+    env_id: str,
+    scale: int = 1,
+    repeats: int = 2000,
+    episodes: int = 300,
+    rounds: int = 5,
+    memory: bool = True,
+) -> dict[str, Any]:
+    """Time the hot paths of `env_id` over a database `scale` times the shipped one."""
+    package = load_package(package_name(env_id))
+    if scale != 1:
+        package = package.at_scale(scale)
+    env = ToolUseEnv(package, split="all")
+    task, episode, calls = workload(package)
+    options = {"task_id": task.id}
+    write = next(c for c in task.calls if package.tools[c.name].kind == "write")
+
+    def fresh() -> None:
+        env.reset(options=options)
+
+    def dirty() -> None:
+        fresh()
+        env.step(format_tool_call(write.name, write.arguments))
+
+    def played() -> None:
+        fresh()
+        for call in task.calls:
+            env.step(format_tool_call(call.name, call.arguments))
+
+    def episodes_per_s() -> float:
+        start = time.perf_counter()
+        for _ in range(episodes):
+            fresh()
+            for action in episode:
+                env.step(action)
+        return episodes / (time.perf_counter() - start)
+
+    tools: dict[str, dict[str, float]] = {}
+    bare = Database(package.template)
+    for name, call in calls.items():
+        action = format_tool_call(name, call.arguments)
+        tool = package.tools[name]
+        arguments = tool.validate(call.arguments)
+
+        def alone(tool=tool, arguments=arguments) -> None:
+            try:
+                with bare.call():
+                    tool(bare, **arguments)
+            except Exception:  # noqa: BLE001 - a failing call is timed like any other
+                pass
+            bare.reset()
+
+        tools[name] = {
+            "step_us": _best(
+                lambda a=action: _median_us(lambda: env.step(a), repeats, fresh), rounds
+            ),  # fmt: skip
+            "tool_alone_us": _best(lambda f=alone: _median_us(f, repeats), rounds),
+            "kind": tool.kind,  # type: ignore[dict-item]
+        }
+    read = next(c for c in task.calls if package.tools[c.name].kind != "write")
+    result: dict[str, Any] = {
+        "env": env_id,
+        "scale": scale,
+        "rows": _rows(package.template),
+        "read_step_us": tools[read.name]["step_us"],
+        "write_step_us": tools[write.name]["step_us"],
+        "reset_us": _best(lambda: _median_us(fresh, repeats, dirty), rounds),
+        "reward_us": _best(lambda: _median_us(env.score, repeats, played), rounds),
+        "episodes_per_s_10_calls": _best(episodes_per_s, rounds, higher_is_better=True),
+        "tools": tools,
+        "workload": {"task": task.id, "read": read.name, "write": write.name},
+    }
+    if memory:
+        per_instance, size = _memory_per_instance(package.template)
+        result |= {
+            "db_bytes": size,
+            "memory_per_instance_bytes": round(per_instance),
+            "memory_ratio": round(per_instance / size, 2),
+        }
+    env.close()
+    bare.close()
+    return result
+
+
+def bench_vector(
+    env_id: str, mode: str, num_envs: int, episodes: int = 200, rounds: int = 3
+) -> dict[str, Any]:
+    """Scripted episodes per second through `gym.make_vec` against one plain env, same work."""
+    package = load_package(package_name(env_id))
+    task, episode, _ = workload(package)
+    options = {"task_id": task.id}
+
+    def single() -> float:
+        env = gym.make(env_id)
+        start = time.perf_counter()
+        for _ in range(episodes):
+            env.reset(options=options)
+            for action in episode:
+                env.step(action)
+        env.close()
+        return episodes / (time.perf_counter() - start)
+
+    def vector() -> float:
+        envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode)
+        envs.reset(options=options)
+        start = time.perf_counter()
+        for _ in range(max(1, episodes // num_envs)):
+            envs.reset(options=options)
+            for action in episode:
+                envs.step([action] * num_envs)
+        done = max(1, episodes // num_envs) * num_envs
+        seconds = time.perf_counter() - start
+        envs.close()
+        return done / seconds
+
+    one = _best(single, rounds, higher_is_better=True)
+    many = _best(vector, rounds, higher_is_better=True)
+    return {
+        "env": env_id,
+        "mode": mode,
+        "num_envs": num_envs,
+        "single_episodes_per_s": round(one, 1),
+        "vector_episodes_per_s": round(many, 1),
+        "speedup": round(many / one, 2),
+    }
+
+
+def _rows(conn: sqlite3.Connection) -> int:
+    from envfactory_gym.database import user_tables
+
+    return sum(conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in user_tables(conn))
 
 
 def _memory_per_instance(template: Any, copies: int = 40) -> tuple[float, int]:
@@ -53,64 +222,30 @@ def _memory_per_instance(template: Any, copies: int = 40) -> tuple[float, int]:
     return float(per_instance), int(size)
 
 
-def bench(env_id: str, repeats: int = 2000, episodes: int = 300, rounds: int = 5) -> dict[str, Any]:
-    """Time the hot paths of `env_id` on its first write task; best of `rounds` rounds of medians.
-
-    Taking the best round filters out noise from other processes on a shared machine.
-    """
-    env = gym.make(env_id).unwrapped
-    package = env.package
-    task = next(t for t in package.tasks if t.writes)
-    read_call = next(c for c in task.calls if package.tools[c.name].kind == "read")
-    write_call = next(c for c in task.calls if package.tools[c.name].kind == "write")
-    read_action = format_tool_call(read_call.name, read_call.arguments)
-    write_action = format_tool_call(write_call.name, write_call.arguments)
-    options = {"task_id": task.id}
-    reads = [c for c in task.calls if package.tools[c.name].kind == "read"]
-    script = task.calls + reads * 10  # every call succeeds: the writes once, then reads
-    episode = [format_tool_call(c.name, c.arguments) for c in script[:10]] + ["Done."]
-
-    def fresh() -> None:
-        env.reset(options=options)
-
-    def dirty() -> None:
-        fresh()
-        env.step(write_action)
-
-    def played() -> None:
-        fresh()
-        for call in task.calls:
-            env.step(format_tool_call(call.name, call.arguments))
-
-    def episodes_per_s() -> float:
-        start = time.perf_counter()
-        for _ in range(episodes):
-            fresh()
-            for action in episode:
-                env.step(action)
-        return episodes / (time.perf_counter() - start)
-
-    best: dict[str, float] = {}
-    for _ in range(rounds):
-        timings = {
-            "read_step_us": _median_us(lambda: env.step(read_action), repeats, fresh),
-            "write_step_us": _median_us(lambda: env.step(write_action), repeats, fresh),
-            "reset_us": _median_us(fresh, repeats, dirty),
-            "reward_us": _median_us(env.score, repeats, played),
-        }
-        for key, value in timings.items():
-            best[key] = min(best.get(key, value), value)
-        best["episodes_per_s_10_calls"] = max(
-            best.get("episodes_per_s_10_calls", 0), episodes_per_s()
-        )
-
-    per_instance, db_size = _memory_per_instance(package.template)
-    env.close()
-    return {
-        "env": env_id,
-        **{k: round(v, 1) for k, v in best.items()},
-        "db_bytes": db_size,
-        "memory_per_instance_bytes": round(per_instance),
-        "memory_ratio": round(per_instance / db_size, 2),
-        "workload": {"task": task.id, "read": read_call.name, "write": write_call.name},
-    }
+def format_table(results: list[dict[str, Any]]) -> str:
+    """One column per scale: every tool's step (and the bare tool call), reset, reward,
+    episodes per second, memory."""
+    head = ["measure"] + [f"{r['scale']}x ({r['rows']:,} rows)" for r in results]
+    rows = []
+    for name, first in results[0]["tools"].items():
+        rows.append(
+            [f"step {name} ({first['kind']})"]
+            + [f"{r['tools'][name]['step_us']:.1f} us ({r['tools'][name]['tool_alone_us']:.1f})"
+               for r in results]
+        )  # fmt: skip
+    rows.append(["reset after a write"] + [f"{r['reset_us']:.1f} us" for r in results])
+    rows.append(["reward"] + [f"{r['reward_us']:.1f} us" for r in results])
+    rows.append(
+        ["scripted 10-call episodes"] + [f"{r['episodes_per_s_10_calls']:,.0f} /s" for r in results]
+    )
+    if "memory_per_instance_bytes" in results[0]:
+        rows.append(
+            ["memory per instance"]
+            + [f"{r['memory_per_instance_bytes'] / 2**20:.2f} MiB ({r['memory_ratio']}x db)"
+               for r in results]
+        )  # fmt: skip
+    widths = [max(len(str(row[i])) for row in [head, *rows]) for i in range(len(head))]
+    lines = [" | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True))
+             for row in [head, *rows]]  # fmt: skip
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n(in parentheses: the tool function alone on the database)"

@@ -61,22 +61,29 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from envfactory_gym.bench import bench
+    from envfactory_gym.bench import bench, bench_vector, format_table
 
-    result = bench(args.env, repeats=args.repeats, episodes=args.episodes, rounds=args.rounds)
-    if args.json:
-        print(json.dumps(result, indent=2))
+    if args.vector:
+        result = bench_vector(args.env, args.vector, args.num_envs, episodes=args.episodes)
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            print(
+                f"{result['env']} {result['mode']} x{result['num_envs']}: "
+                f"{result['vector_episodes_per_s']:,.0f} episodes/s vs "
+                f"{result['single_episodes_per_s']:,.0f} for one env ({result['speedup']}x)"
+            )
         return 0
-    print(f"{result['env']} (one core; best of {args.rounds} rounds of {args.repeats}-run medians)")
-    print(f"  read step   {result['read_step_us']:>9.1f} us  ({result['workload']['read']})")
-    print(f"  write step  {result['write_step_us']:>9.1f} us  ({result['workload']['write']})")
-    print(f"  reset       {result['reset_us']:>9.1f} us  (after a write)")
-    print(f"  reward      {result['reward_us']:>9.1f} us")
-    print(f"  episodes/s  {result['episodes_per_s_10_calls']:>9.0f} (10 calls + final answer)")
-    print(
-        f"  memory      {result['memory_per_instance_bytes'] / 2**20:>9.2f} MiB per instance "
-        f"({result['memory_ratio']}x the {result['db_bytes'] / 2**20:.2f} MiB database)"
-    )
+    results = [
+        bench(args.env, scale=scale, repeats=args.repeats, episodes=args.episodes,
+              rounds=args.rounds, memory=not args.no_memory)
+        for scale in args.scale
+    ]  # fmt: skip
+    if args.json:
+        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+        return 0
+    print(f"{args.env}, one core; best of {args.rounds} rounds of {args.repeats}-run medians")
+    print(format_table(results))
     return 0
 
 
@@ -104,11 +111,26 @@ def parser() -> argparse.ArgumentParser:
                    "(default: every registered env)")  # fmt: skip
     p.add_argument("--json", metavar="PATH", help="write the reports here")
     p.set_defaults(fn=cmd_check)
-    p = sub.add_parser("bench", help="time step, reset and reward of an env")
+    p = sub.add_parser("bench", help="time every tool step, reset and reward of an env")
     p.add_argument("--env", default="envfactory/Airline-v0")
+    p.add_argument(
+        "--scale",
+        type=int,
+        nargs="+",
+        default=[1],
+        metavar="N",
+        help="database sizes to measure, e.g. --scale 1 10 100 (default: 1)",
+    )
+    p.add_argument(
+        "--vector",
+        choices=["sync", "async"],
+        help="measure gym.make_vec episodes/s against one env instead",
+    )
+    p.add_argument("--num-envs", type=int, default=8, help="with --vector (default: 8)")
     p.add_argument("--repeats", type=int, default=2000)
     p.add_argument("--episodes", type=int, default=300)
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_bench)
     return root

@@ -216,14 +216,19 @@ def diff_from_changes(changes: Sequence[tuple[str, str, str | None, str | None]]
     return diff
 
 
+def canonical_diff(diff: Diff) -> tuple[tuple[str, str, str], ...]:
+    """A readable diff as a sorted tuple of (table, kind, item as sorted JSON): equal diffs,
+    whatever their order, compare equal (and repeated identical rows still count)."""
+    return tuple(
+        sorted(
+            (table, kind, json.dumps(item, sort_keys=True))
+            for table, entry in diff.items()
+            for kind, items in entry.items()
+            for item in items
+        )
+    )
+
+
 def diff_digest(diff: Diff) -> str:
     """Canonical digest of a readable diff: equal diffs give equal digests, whatever the order."""
-    canonical = {
-        table: {
-            kind: sorted(json.dumps(item, sort_keys=True) for item in items)
-            for kind, items in entry.items()
-        }
-        for table, entry in diff.items()
-        if any(entry.values())
-    }
-    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(canonical_diff(diff)).encode()).hexdigest()

@@ -46,9 +46,11 @@ class ToolUseEnv(gym.Env[str, str]):
     characters: the tool results (each in `<tool_response>`, each cut at 16,000 characters), the
     user's reply, or an error (a malformed call, an empty message) that costs a format penalty.
 
-    Info: `messages`, the conversation as OpenAI-style chat (a copy the caller may change); on
-    `reset` also `tools`, the tool schemas (a copy); `task_id`, `turn`; at the end of the
-    episode `reward_breakdown` and `success`.
+    Info (copies the caller may change; O(1) in the episode's length on every step): `task_id`,
+    `turn`, and `new_messages`, the OpenAI-style chat messages this step added. `reset` gives
+    `messages` (the conversation so far) and `tools` (the tool schemas); the step that ends the
+    episode gives `messages` (the whole conversation), `reward_breakdown` and `success`.
+    `conversation()` returns the whole conversation at any time.
 
     Reward: 0 until the episode ends, then `RewardBreakdown.total` (see `envfactory_gym.reward`):
     0 for an episode that wrote any row the task does not expect to change.
@@ -131,8 +133,8 @@ class ToolUseEnv(gym.Env[str, str]):
         self.turn = 0
         self.done = False
         self.last_reward = None
-        info = self._info()
-        info["tools"] = self.tool_schemas
+        info = {"messages": self.conversation(), "tools": self.tool_schemas}
+        info |= self._info(0)
         return task.instruction, info
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
@@ -146,6 +148,7 @@ class ToolUseEnv(gym.Env[str, str]):
                 "decode bytes first, and send tool calls as <tool_call> blocks in the text"
             )
         self.turn += 1
+        logged = len(self.messages)
         parsed = parse_action(valid_text(action[:MAX_TEXT]), MAX_CALLS_PER_TURN)
         terminated = False
         if parsed.is_tool_turn:
@@ -166,12 +169,13 @@ class ToolUseEnv(gym.Env[str, str]):
                 self.messages.append({"role": "user", "content": observation})
         truncated = not terminated and self.turn >= self.max_turns
         reward = 0.0
-        info = self._info()
+        info = self._info(logged)
         if terminated or truncated:
             self.done = True
             self.last_reward = self.score()
             self.episodes += 1
             reward = self.last_reward.total
+            info["messages"] = self.conversation()
             info["reward_breakdown"] = self.last_reward.model_dump()
             info["success"] = self.last_reward.success
         return observation, reward, terminated, truncated, info
@@ -278,8 +282,17 @@ class ToolUseEnv(gym.Env[str, str]):
             self.calls.append(CallRecord(call.name, call.arguments, ok=False, format_error=True))
             return clip(f"Error: {exc}", MAX_TOOL_OUTPUT), False
         try:
-            with self.db.call():
+            if tool.kind == "write":
+                with self.db.call():
+                    outcome, ok = _to_text(tool(self.db, **arguments)), True
+            else:  # a read needs no savepoint; the guard catches one that writes anyway
+                changes = self.db.conn.total_changes
                 outcome, ok = _to_text(tool(self.db, **arguments)), True
+                if self.db.conn.total_changes != changes:
+                    raise ToolError(
+                        f"{tool.name} is declared kind={tool.kind!r} but changed the database; "
+                        "a tool that writes must be declared @tool(kind='write')"
+                    )
         except ToolError as exc:
             outcome, ok = f"Error: {exc}", False
         except sqlite3.IntegrityError as exc:
@@ -289,13 +302,18 @@ class ToolUseEnv(gym.Env[str, str]):
         self.calls.append(CallRecord(call.name, arguments, ok=ok, format_error=False))
         return clip(valid_text(outcome), MAX_TOOL_OUTPUT), True
 
-    def _info(self) -> dict[str, Any]:
+    def _info(self, since: int) -> dict[str, Any]:
+        """The per-step info: the messages logged from index `since` on, task id and turn."""
         assert self.task is not None
         return {
-            "messages": [_copy_message(m) for m in self.messages],
+            "new_messages": [_copy_message(m) for m in self.messages[since:]],
             "task_id": self.task.id,
             "turn": self.turn,
         }
+
+    def conversation(self) -> list[dict[str, Any]]:
+        """The whole conversation so far as OpenAI-style chat: a copy the caller may change."""
+        return [_copy_message(m) for m in self.messages]
 
     @property
     def tool_schemas(self) -> list[dict[str, Any]]:

@@ -19,13 +19,14 @@ class EpisodeAgent(Protocol):
 def run_episode(env: gym.Env, agent: EpisodeAgent, task_id: str, seed: int = 0) -> dict[str, Any]:
     """Play one task to the end; return its reward breakdown and conversation length."""
     obs, info = env.reset(seed=seed, options={"task_id": task_id})
-    tools = info["tools"]  # handed out on reset only
+    tools, messages = info["tools"], info["messages"]  # on reset; steps add new_messages
     agent.reset(env.unwrapped.task)
     terminated = truncated = False
     reward, turns = 0.0, 0
     while not (terminated or truncated):
-        action = agent.act(info["messages"], tools)
+        action = agent.act(messages, tools)
         obs, reward, terminated, truncated, info = env.step(action)
+        messages.extend(info["new_messages"])
         turns += 1
     return {
         "task_id": task_id,

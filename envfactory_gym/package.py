@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import hashlib
 import importlib
 import importlib.util
+import inspect
+import os
 import pickle
 import sqlite3
 import sys
@@ -17,7 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from envfactory_gym.database import build_template
+from envfactory_gym import database
+from envfactory_gym.database import build_template, connect_memory
 from envfactory_gym.reward import RewardConfig
 from envfactory_gym.tasks import Task, load_tasks
 from envfactory_gym.tools import Tool
@@ -83,11 +87,34 @@ class EnvPackage:
 
     @property
     def template(self) -> sqlite3.Connection:
-        """The pristine database, built from schema.sql and seed.py on first use."""
+        """The pristine database: built from schema.sql and seed.py on first use, then cached
+        on disk (see `template_cache`), so later processes load it instead of seeding again."""
         if self._template is None:
-            schema = (self.folder / "schema.sql").read_text(encoding="utf-8")
-            self._template = build_template(schema, _import(self.folder, "seed").seed)
+            self._template = load_or_build_template(self)
         return self._template
+
+    def content_hash(self) -> str:
+        """A hash of everything the template is built from: schema, seed code, data files, and
+        the runtime code that builds it (database.py, which installs the change log)."""
+        digest = hashlib.sha256(TEMPLATE_FORMAT.encode())
+        digest.update(Path(database.__file__).read_bytes())
+        for path in sorted(self.folder.iterdir()):
+            if path.name in ("schema.sql", "seed.py") or path.suffix in DATA_SUFFIXES:
+                digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        return digest.hexdigest()[:16]
+
+    def at_scale(self, scale: int) -> EnvPackage:
+        """This package over a database `scale` times larger, for benchmarks: its seed must take
+        `scale` (the 1x rows unchanged, so the tasks still replay). Not registered, and it
+        pickles back to the 1x package."""
+        seed = _import(self.folder, "seed").seed
+        if "scale" not in inspect.signature(seed).parameters:
+            raise ValueError(f"{self.folder / 'seed.py'}: seed() takes no `scale` argument")
+        scaled = object.__new__(EnvPackage)  # not copy.copy: __reduce__ returns the cached one
+        scaled.__dict__.update(self.__dict__)
+        schema = (self.folder / "schema.sql").read_text(encoding="utf-8")
+        scaled._template = build_template(schema, functools.partial(seed, scale=scale))
+        return scaled
 
     def tasks_for(self, split: str = "all") -> list[Task]:
         if split == "all":
@@ -111,6 +138,41 @@ class EnvPackage:
         """Pickle by reference: the receiving process loads (or reuses) the same package."""
         builtin = self.folder.parent == builtin_envs_dir().resolve()
         return load_package, (self.name if builtin else str(self.folder),)
+
+
+TEMPLATE_FORMAT = "envfactory-template-1"
+"""Part of every cached template's key: bump it to drop every cached template at once."""
+DATA_SUFFIXES = (".csv", ".json", ".txt", ".yaml")
+
+
+def template_cache() -> Path | None:
+    """Where built templates are cached: $ENVFACTORY_CACHE, else ~/.cache/envfactory_gym
+    (XDG_CACHE_HOME respected); ENVFACTORY_CACHE=off turns the cache off."""
+    configured = os.environ.get("ENVFACTORY_CACHE")
+    if configured is not None:
+        return None if configured.lower() in ("", "0", "off", "false") else Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "envfactory_gym" / "templates"
+
+
+def load_or_build_template(package: EnvPackage) -> sqlite3.Connection:
+    """The package's template from the disk cache if its content hash matches, else built from
+    schema and seed (and written to the cache atomically; an unwritable cache is skipped)."""
+    folder = template_cache()
+    path = None if folder is None else folder / f"{package.name}-{package.content_hash()}.db"
+    if path is not None and path.is_file():
+        conn = connect_memory()
+        conn.deserialize(path.read_bytes())
+        return conn
+    schema = (package.folder / "schema.sql").read_text(encoding="utf-8")
+    conn = build_template(schema, _import(package.folder, "seed").seed)
+    if path is not None:
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_bytes(conn.serialize())
+            os.replace(partial, path)
+    return conn
 
 
 @functools.cache

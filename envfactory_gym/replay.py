@@ -29,8 +29,11 @@ def replay(package: EnvPackage, calls: list[ToolCall], db: Database | None = Non
         if tool is None:
             raise ValueError(f"call {index}: unknown tool {call.name!r}")
         arguments = tool.validate(call.arguments)
+        changes = db.conn.total_changes
         with db.call():
             results.append(tool(db, **arguments))
+        if tool.kind != "write" and db.conn.total_changes != changes:
+            raise ValueError(f"call {index}: {call.name} is not a write tool but wrote")
     written: dict[str, list[list[Any]]] = {}
     for table, key in sorted(db.written_rows()):
         written.setdefault(table, []).append(json.loads(key))

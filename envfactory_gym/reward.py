@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from envfactory_gym.database import Diff, diff_digest
+from envfactory_gym.database import Diff, canonical_diff
 from envfactory_gym.tasks import Task, ToolCall
 
 
@@ -60,7 +60,7 @@ class RewardConfig(BaseModel):
         return self.tau + (self.tau_final - self.tau) * progress
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CallRecord:
     """One call the agent attempted, as the reward sees it."""
 
@@ -104,7 +104,7 @@ def compute_reward(
     tau = config.tau if tau is None else tau
     matched = match_calls(task.calls, calls, config.number_tolerance)
     trace = matched / len(task.calls) if task.calls else 1.0
-    state = 1.0 if diff_digest(diff) == diff_digest(task.expected_diff) else 0.0
+    state = 1.0 if canonical_diff(diff) == task.expected_state else 0.0
     text = "\n".join(said_to_user)
     guessed = stated_distractors(task.distractors, text, config.number_tolerance)
     outputs = 0.0 if guessed else outputs_stated(

@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from envfactory_gym.database import canonical_diff
+
 Split = Literal["train", "test"]
 
 
@@ -57,6 +59,11 @@ class Task(BaseModel):
         return sum(
             1 for table in self.expected_diff.values() for rows in table.values() for _ in rows
         )
+
+    @functools.cached_property
+    def expected_state(self) -> tuple[tuple[str, str, str], ...]:
+        """`expected_diff` in canonical form, computed once (the reward compares with it)."""
+        return canonical_diff(self.expected_diff)
 
     @functools.cached_property
     def allowed_rows(self) -> frozenset[tuple[str, str]]:

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 from envfactory_gym.cli import main
+from envfactory_gym.package import load_package
 
 
 def test_list_shows_tools_and_tasks(capsys):
@@ -39,6 +40,23 @@ def test_bench_json_reports_every_metric(capsys):
     for key in ("read_step_us", "write_step_us", "reset_us", "reward_us",
                 "episodes_per_s_10_calls", "memory_per_instance_bytes", "db_bytes"):  # fmt: skip
         assert result[key] > 0
+    # every tool is timed, the ones no task calls too (they borrow covering arguments)
+    assert {"search_onestop_flight", "list_all_airports", "book_reservation"} <= set(
+        result["tools"]
+    )
+    assert all(t["step_us"] > 0 and t["tool_alone_us"] > 0 for t in result["tools"].values())
+
+
+def test_bench_table_over_scales_and_vector_mode(capsys):
+    args = ["bench", "--scale", "1", "2", "--repeats", "5", "--episodes", "4", "--rounds", "1"]
+    assert main([*args, "--no-memory"]) == 0
+    table = capsys.readouterr().out
+    assert "1x (21,847 rows)" in table and "2x (" in table and "step search_direct_flight" in table
+    assert main(["bench", "--vector", "sync", "--num-envs", "2", "--episodes", "4", "--json"]) == 0
+    vector = json.loads(capsys.readouterr().out)
+    assert vector["mode"] == "sync" and vector["speedup"] > 0
+    airline = load_package("airline")  # measuring at 2x left the shipped package at 1x
+    assert airline.template.execute("SELECT count(*) FROM users").fetchone()[0] == 500
 
 
 def test_unknown_env_and_agent_are_clear_errors(capsys):

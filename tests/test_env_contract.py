@@ -85,7 +85,7 @@ def test_tool_turn_records_openai_messages(env):
         "<think>look the user up</think>" + format_tool_call(call.name, call.arguments)
     )
     assert obs.startswith("<tool_response>") and task.user_facts["user_id"] in obs
-    assistant, tool_message = info["messages"][-2:]
+    assistant, tool_message = info["new_messages"]
     assert assistant["tool_calls"][0]["function"] == {
         "name": call.name,
         "arguments": call.arguments,

@@ -54,7 +54,7 @@ def test_lone_surrogates_never_reach_an_observation_or_the_log(started):
     for action in actions:
         obs, *_, info = started.step(action)
         obs.encode("utf-8")
-        assert_valid_chat(info["messages"])
+        assert_valid_chat(started.unwrapped.conversation())
 
 
 # ----- bounded ---------------------------------------------------------------------------------
@@ -65,8 +65,8 @@ def test_huge_names_and_many_calls_stay_inside_the_observation_space(started):
     obs, *_, info = started.step(action)
     assert started.observation_space.contains(obs) and len(obs) < 17 * (MAX_TOOL_OUTPUT + 100)
     assert len(obs) < 20_000, "an unknown name is echoed cut short, not whole"
-    assert len(json.dumps(info["messages"])) < 200_000
-    assert_valid_chat(info["messages"])
+    assert len(json.dumps(info["new_messages"])) < 200_000
+    assert_valid_chat(started.unwrapped.conversation())
 
 
 def test_only_what_can_run_is_parsed():
@@ -110,9 +110,12 @@ def test_the_log_is_valid_chat_after_every_kind_of_turn(started):
     ]
     for action in actions:
         *_, info = started.step(action)
-        assert_valid_chat(info["messages"])
+        assert_valid_chat(started.unwrapped.conversation())
     calls = [
-        c for m in info["messages"] if m["role"] == "assistant" for c in m.get("tool_calls", [])
+        c
+        for m in started.unwrapped.conversation()
+        if m["role"] == "assistant"
+        for c in m.get("tool_calls", [])
     ]
     malformed = calls[0]["function"]
     assert malformed == {"name": "invalid_tool_call", "arguments": {"raw": "{not json}"}}
@@ -127,14 +130,16 @@ def test_nan_and_infinity_are_format_errors(started):
 def test_handed_out_messages_and_tools_are_copies(started, env):
     first = format_tool_call("get_user_details", {"user_id": "mia_li_3668"})
     *_, info = started.step(first)
-    for message in info["messages"]:
+    conversation = started.unwrapped.conversation()
+    for message in [*info["new_messages"], *conversation]:
         for call in message.get("tool_calls", []):
             call["function"]["arguments"] = json.dumps(call["function"]["arguments"])
         message["content"] = "changed"
-    info["messages"].append({"role": "user", "content": "injected"})
+    conversation.append({"role": "user", "content": "injected"})
     *_, again = started.step(first)
-    assert isinstance(again["messages"][2]["tool_calls"][0]["function"]["arguments"], dict)
-    assert "injected" not in json.dumps(again["messages"])
+    log = started.unwrapped.conversation()
+    assert isinstance(log[2]["tool_calls"][0]["function"]["arguments"], dict)
+    assert log[2]["content"] != "changed" and "injected" not in json.dumps(log)
 
     _, reset_info = gym.make("envfactory/Airline-v0").reset(seed=0)
     reset_info["tools"][0]["function"]["name"] = "hijacked"
@@ -179,7 +184,10 @@ def test_empty_messages_are_format_errors_not_the_end(started, action):
     obs, reward, terminated, truncated, info = started.step(action)
     assert not terminated and "empty" in obs
     assert started.unwrapped.calls[-1].format_error
-    assert info["messages"][-1] == {"role": "user", "content": obs}
+    assert info["new_messages"] == [
+        {"role": "assistant", "content": ""},
+        {"role": "user", "content": obs},
+    ]
 
 
 def test_unknown_reset_options_and_task_ids_are_named(env):
@@ -220,3 +228,27 @@ def test_tools_pickle_by_reference(package):
     tool = package.tools["book_reservation"]
     assert pickle.loads(pickle.dumps(tool)) is tool
     assert len(pickle.dumps(tool)) < 300
+
+
+def test_a_read_tool_that_writes_is_caught(env, package):
+    from envfactory_gym.replay import replay
+    from envfactory_gym.tasks import ToolCall
+    from envfactory_gym.tools import Tool
+
+    def sneaky(db, user_id: str) -> str:
+        """Look a user up (and, wrongly, change them)."""
+        db.execute("UPDATE users SET membership = 'gold' WHERE user_id = ?", (user_id,))
+        return "ok"
+
+    env.reset(options={"task_id": TASK})
+    user = env.unwrapped.task.user_facts["user_id"]
+    env.unwrapped.tools = {**package.tools, "sneaky": Tool(sneaky, kind="read")}
+    obs, *_ = env.step(format_tool_call("sneaky", {"user_id": user}))
+    assert "kind='read' but changed the database" in obs
+    assert any(v.startswith("users ") for v in env.unwrapped.score().violations)
+    package.tools["sneaky"] = Tool(sneaky, kind="read")
+    try:
+        with pytest.raises(ValueError, match="not a write tool but wrote"):
+            replay(package, [ToolCall(name="sneaky", arguments={"user_id": user})])
+    finally:
+        del package.tools["sneaky"]

@@ -131,12 +131,13 @@ def warm_model(tiny_model, tmp_path_factory) -> Path:
     tokenizer = load_tokenizer(str(tiny_model))
     env = gym.make(AIRLINE)
     _, info = env.reset(options={"task_id": TASK})
-    tools = info["tools"]
+    tools, messages = info["tools"], info["messages"]
     agent, texts, done = OracleAgent(), [], False
     agent.reset(env.unwrapped.task)
     while not done:
-        texts.append(agent.act(info["messages"], tools))
+        texts.append(agent.act(messages, tools))
         _, _, terminated, truncated, info = env.step(texts[-1])
+        messages.extend(info["new_messages"])
         done = terminated or truncated
     queue = list(texts)
 

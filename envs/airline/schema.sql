@@ -15,6 +15,7 @@ CREATE TABLE flights (
     CHECK (origin <> destination),
     CHECK (arrival_time > departure_time)
 );
+CREATE INDEX flights_by_route ON flights (origin, destination);  -- the searches
 
 CREATE TABLE flight_dates (
     flight_number TEXT NOT NULL REFERENCES flights (flight_number),

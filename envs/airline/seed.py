@@ -1,5 +1,10 @@
 """Deterministic seed data for EF Airlines: 20 airports, 300 flights over 30 days, 500 members,
-2,000 reservations. Same seed, same rows, on every machine."""
+2,000 reservations. Same seed, same rows, on every machine.
+
+`seed(conn, scale=N)` adds N - 1 more networks of the same size (airports of their own, their
+flights, members and reservations) beside the first, which stays the same row for row: the
+benchmark's 10x and 100x databases, where the tasks still replay and every search returns as
+many flights as at 1x, so only the size of the tables changes."""
 
 from __future__ import annotations
 
@@ -149,38 +154,55 @@ CITIES = [
 ]
 
 
-def seed(conn: sqlite3.Connection) -> None:
-    """Fill an empty database created from schema.sql."""
-    rng = random.Random(SEED)
-    conn.executemany("INSERT INTO airports VALUES (?, ?)", AIRPORTS)
-    flights = _flights(rng)
+def seed(conn: sqlite3.Connection, scale: int = 1) -> None:
+    """Fill an empty database created from schema.sql (`scale` networks; see the module doc)."""
+    taken: dict[str, set] = {"users": set(), "cards": set(), "codes": set()}
+    for network in range(scale):
+        rng = random.Random(SEED if network == 0 else f"{SEED}:{network}")
+        airports = AIRPORTS if network == 0 else _more_airports(network)
+        _network(conn, rng, airports, 100 if network == 0 else 1000 * network, taken)
+
+
+def _network(conn, rng, airports, first_number, taken) -> None:  # noqa: PLR0913
+    conn.executemany("INSERT INTO airports VALUES (?, ?)", airports)
+    flights = _flights(rng, airports, first_number)
     conn.executemany("INSERT INTO flights VALUES (?, ?, ?, ?, ?)", flights)
     flight_dates = _flight_dates(rng, flights)
     conn.executemany(
         "INSERT INTO flight_dates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [tuple(fd.values()) for fd in flight_dates.values()],
     )
-    users, methods, saved = _users(rng)
+    users, methods, saved = _users(rng, taken["users"], taken["cards"])
     conn.executemany("INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", users)
     conn.executemany("INSERT INTO payment_methods VALUES (?, ?, ?, ?, ?, ?)", methods)
     conn.executemany("INSERT INTO saved_passengers VALUES (?, ?, ?, ?)", saved)
-    _reservations(conn, rng, flights, flight_dates, users, methods, saved)
-    for fd in flight_dates.values():
-        conn.execute(
-            "UPDATE flight_dates SET seats_basic_economy = ?, seats_economy = ?, "
-            "seats_business = ? WHERE flight_number = ? AND date = ?",
-            (fd["seats_basic_economy"], fd["seats_economy"], fd["seats_business"],
-             fd["flight_number"], fd["date"]),
-        )  # fmt: skip
+    _reservations(conn, rng, flights, flight_dates, users, methods, saved, taken["codes"])
+    conn.executemany(
+        "UPDATE flight_dates SET seats_basic_economy = ?, seats_economy = ?, "
+        "seats_business = ? WHERE flight_number = ? AND date = ?",
+        [(fd["seats_basic_economy"], fd["seats_economy"], fd["seats_business"],
+          fd["flight_number"], fd["date"]) for fd in flight_dates.values()],
+    )  # fmt: skip
 
 
-def _flights(rng: random.Random) -> list[tuple[str, str, str, str, str]]:
+def _more_airports(network: int) -> list[tuple[str, str]]:
+    """20 airports of another network: codes no real network here uses, cities by number."""
+    letters = string.ascii_uppercase
+    return [
+        (f"{letters[network // 26 % 26]}{letters[network % 26]}{letters[i]}".replace(" ", ""),
+         f"{AIRPORTS[i][1]} {network}")
+        for i in range(len(AIRPORTS))
+    ]  # fmt: skip
+
+
+def _flights(
+    rng: random.Random, airports: list[tuple[str, str]], number: int
+) -> list[tuple[str, str, str, str, str]]:
     """75 city pairs, two flights each way: 300 flight numbers."""
-    codes = [code for code, _ in AIRPORTS]
+    codes = [code for code, _ in airports]
     pairs = [(a, b) for i, a in enumerate(codes) for b in codes[i + 1 :]]
     rng.shuffle(pairs)
     flights = []
-    number = 100
     for a, b in sorted(pairs[:75]):
         hours = rng.randint(1, 5)
         for origin, destination in ((a, b), (b, a)):
@@ -237,10 +259,10 @@ def _dob(rng: random.Random, first_year: int = 1950, last_year: int = 2005) -> s
     ).isoformat()
 
 
-def _users(rng: random.Random) -> tuple[list[tuple], list[tuple], list[tuple]]:
+def _users(
+    rng: random.Random, ids: set[str], card_numbers: set[int]
+) -> tuple[list[tuple], list[tuple], list[tuple]]:
     users, methods, saved = [], [], []
-    ids: set[str] = set()
-    card_numbers: set[int] = set()
 
     def new_method_id(kind: str) -> str:
         while True:
@@ -290,7 +312,7 @@ def _reservation_code(rng: random.Random, taken: set[str]) -> str:
             return code
 
 
-def _reservations(conn, rng, flights, flight_dates, users, methods, saved) -> None:  # noqa: PLR0913
+def _reservations(conn, rng, flights, flight_dates, users, methods, saved, taken) -> None:  # noqa: PLR0913
     by_origin: dict[str, list[tuple]] = {}
     for flight in flights:
         by_origin.setdefault(flight[1], []).append(flight)
@@ -300,7 +322,6 @@ def _reservations(conn, rng, flights, flight_dates, users, methods, saved) -> No
     saved_by_user: dict[str, list[tuple]] = {}
     for row in saved:
         saved_by_user.setdefault(row[0], []).append(row)
-    taken: set[str] = set()
     made = 0
     while made < 2000:
         user = rng.choice(users)
