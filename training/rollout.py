@@ -88,7 +88,6 @@ class Episode:
     gen_time: float = 0.0
     env_time: float = 0.0
     done: bool = False
-    n_messages: int = 0
 
     @property
     def invalid_calls(self) -> int:
@@ -183,7 +182,6 @@ class RolloutRunner:
                 env_id=env_id,
                 task_id=info["task_id"],
                 prompt_ids=self.formatter.prompt_ids(info["messages"], info["tools"]),
-                n_messages=len(info["messages"]),
             )
             episode.env_time += time.perf_counter() - start
             envs.append(env)
@@ -225,8 +223,7 @@ class RolloutRunner:
         ep.env_time += time.perf_counter() - start
         ep.turns += 1
         ep.actions.append(text)
-        new_messages = info["messages"][ep.n_messages + 1 :]  # after the assistant's own message
-        ep.n_messages = len(info["messages"])
+        new_messages = info["new_messages"][1:]  # after the assistant's own message
         ep.tool_calls += sum(1 for m in new_messages if m["role"] == "tool")
         ep.user_turns += sum(1 for m in new_messages if m["role"] == "user")
         if terminated or truncated:

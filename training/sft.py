@@ -72,17 +72,18 @@ def oracle_trajectories(
             )
         env = envs[ref.env_id]
         _, info = env.reset(options={"task_id": ref.task_id})
-        tools = info["tools"]  # handed out on reset only
+        tools, messages = info["tools"], info["messages"]  # on reset; steps add new_messages
         agent.reset(env.unwrapped.task)
         reward, done = 0.0, False
         while not done:
-            action = agent.act(info["messages"], tools)
+            action = agent.act(messages, tools)
             _, reward, terminated, truncated, info = env.step(action)
+            messages.extend(info["new_messages"])
             done = terminated or truncated
         if reward >= min_reward:
             rows.append(
                 {
-                    "messages": _storable(info["messages"]),
+                    "messages": _storable(messages),
                     "tools": json.dumps(tools, ensure_ascii=False),
                     "env_id": ref.env_id,
                     "task_id": ref.task_id,
