@@ -150,9 +150,15 @@ def bench(
 
 
 def bench_vector(
-    env_id: str, mode: str, num_envs: int, episodes: int = 200, rounds: int = 3
+    env_id: str,
+    mode: str,
+    num_envs: int,
+    episodes: int = 200,
+    rounds: int = 3,
+    num_workers: int = 0,
 ) -> dict[str, Any]:
-    """Scripted episodes per second through `gym.make_vec` against one plain env, same work."""
+    """Scripted episodes per second through `gym.make_vec` against one plain env, same work.
+    `mode` is sync, async or pool (our `EnvPool`, with `num_workers` worker processes)."""
     package = load_package(package_name(env_id))
     task, episode, _ = workload(package)
     options = {"task_id": task.id}
@@ -168,7 +174,11 @@ def bench_vector(
         return episodes / (time.perf_counter() - start)
 
     def vector() -> float:
-        envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode)
+        if mode == "pool":
+            envs = gym.make_vec(env_id, num_envs=num_envs, num_workers=num_workers,
+                                vectorization_mode="vector_entry_point")  # fmt: skip
+        else:
+            envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode)
         envs.reset(options=options)
         start = time.perf_counter()
         for _ in range(max(1, episodes // num_envs)):
@@ -186,6 +196,7 @@ def bench_vector(
         "env": env_id,
         "mode": mode,
         "num_envs": num_envs,
+        "num_workers": num_workers if mode == "pool" else None,
         "single_episodes_per_s": round(one, 1),
         "vector_episodes_per_s": round(many, 1),
         "speedup": round(many / one, 2),

@@ -64,12 +64,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from envfactory_gym.bench import bench, bench_vector, format_table
 
     if args.vector:
-        result = bench_vector(args.env, args.vector, args.num_envs, episodes=args.episodes)
+        result = bench_vector(
+            args.env, args.vector, args.num_envs, episodes=args.episodes,
+            num_workers=args.num_workers,
+        )  # fmt: skip
         if args.json:
             print(json.dumps(result, indent=2))
         else:
             print(
-                f"{result['env']} {result['mode']} x{result['num_envs']}: "
+                f"{result['env']} {result['mode']} x{result['num_envs']}"
+                f"{f', {args.num_workers} workers' if args.vector == 'pool' else ''}: "
                 f"{result['vector_episodes_per_s']:,.0f} episodes/s vs "
                 f"{result['single_episodes_per_s']:,.0f} for one env ({result['speedup']}x)"
             )
@@ -123,10 +127,16 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--vector",
-        choices=["sync", "async"],
-        help="measure gym.make_vec episodes/s against one env instead",
+        choices=["sync", "async", "pool"],
+        help="measure gym.make_vec episodes/s against one env instead (pool: our EnvPool)",
     )
     p.add_argument("--num-envs", type=int, default=8, help="with --vector (default: 8)")
+    p.add_argument(
+        "--num-workers",
+        type=int,
+        default=2,
+        help="with --vector pool: worker processes (default: 2)",
+    )
     p.add_argument("--repeats", type=int, default=2000)
     p.add_argument("--episodes", type=int, default=300)
     p.add_argument("--rounds", type=int, default=5)

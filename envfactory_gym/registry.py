@@ -9,6 +9,7 @@ import gymnasium as gym
 from envfactory_gym.package import builtin_envs_dir, read_config
 
 ENTRY_POINT = "envfactory_gym.env:ToolUseEnv"
+VECTOR_ENTRY_POINT = "envfactory_gym.vector:EnvPool"
 
 
 def env_folders() -> list[Path]:
@@ -25,6 +26,7 @@ def register_envs() -> list[str]:
             gym.register(
                 id=config.gym_id,
                 entry_point=ENTRY_POINT,
+                vector_entry_point=VECTOR_ENTRY_POINT,
                 kwargs={"package": folder.name},
                 disable_env_checker=False,
             )

@@ -1,0 +1,75 @@
+"""`EnvPool`: many envs stepped in batches, in-process or over workers, with Gymnasium's
+next-step autoreset and clean resets with options."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import envfactory_gym
+from envfactory_gym.actions import format_tool_call
+from envfactory_gym.vector import EnvPool
+from tests.conftest import ENV_ID
+
+
+def script(task_id):
+    task = envfactory_gym.load_package("airline").task(task_id)
+    return [format_tool_call(c.name, c.arguments) for c in task.calls] + [
+        "Done: " + "; ".join(task.outputs)
+    ]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_pool_plays_every_episode_like_a_plain_env(workers):
+    envs = gym.make_vec(ENV_ID, num_envs=3, vectorization_mode="vector_entry_point",
+                        num_workers=workers)  # fmt: skip
+    assert isinstance(envs, EnvPool) and envs.metadata["autoreset_mode"].name == "NEXT_STEP"
+    single = gym.make(ENV_ID)
+    for task_id in ("airline-add_bags-00", "airline-cancel-01", "airline-book-02"):
+        actions = script(task_id)
+        expected = [single.reset(options={"task_id": task_id})[0]]
+        expected += [single.step(a)[0] for a in actions]
+        obs, info = envs.reset(options={"task_id": task_id})
+        assert list(info["task_id"]) == [task_id] * 3 and len(info["tools"][0]) > 5
+        seen = [obs]
+        for action in actions:
+            obs, rewards, terminated, truncated, info = envs.step([action] * 3)
+            seen.append(obs)
+        assert rewards.tolist() == [1.0] * 3 and terminated.all() and not truncated.any()
+        assert seen == [(o, o, o) for o in expected]
+        assert info["success"].all() and info["_reward_breakdown"].all()
+    envs.close()
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_next_step_autoreset_and_per_env_seeds(workers):
+    envs = EnvPool(2, num_workers=workers, package="airline")
+    first, _ = envs.reset(seed=[3, 4])
+    again, _ = envs.reset(seed=[3, 4])
+    assert first == again
+    _, rewards, terminated, _, _ = envs.step(["Goodbye.", "Could you tell me your user id?"])
+    assert terminated.tolist() == [True, False]
+    obs, rewards, terminated, _, info = envs.step(["ignored: the episode is over", "Bye."])
+    assert rewards[0] == 0.0 and not terminated[0] and info["_messages"][0]  # reset, not stepped
+    assert terminated[1]
+    envs.close()
+
+
+def test_pool_errors_name_the_problem():
+    envs = EnvPool(2, num_workers=1, package="airline")
+    envs.reset(seed=0)
+    with pytest.raises(ValueError, match="expected 2 actions"):
+        envs.step(["one"])
+    with pytest.raises(TypeError, match="raw text"):
+        envs.step([{"not": "text"}, "fine"])  # raised in the worker, re-raised here
+    envs.close()
+    with pytest.raises(ValueError, match="num_envs"):
+        EnvPool(0, package="airline")
+
+
+def test_default_make_vec_is_the_in_process_pool():
+    envs = gym.make_vec(ENV_ID, num_envs=2)
+    assert isinstance(envs, EnvPool) and envs.num_workers == 0
+    obs, _ = envs.reset(seed=0)
+    _, rewards, *_ = envs.step(["Bye."] * 2)
+    assert len(obs) == 2 and np.all(rewards >= 0)
+    envs.close()
