@@ -10,7 +10,11 @@ For every task, with scripted agents playing real episodes:
   the row in `violations`;
 - `listing`: the ground truth plus a message listing every value seen in the tool outputs gets
   no outputs credit;
-- `not_presatisfied`: a task that expects a write does not already hold in the start state.
+- `not_presatisfied`: a task that expects a write does not already hold in the start state;
+
+and once per package, `indexed`: no statement the ground truth runs scans a whole table to find
+rows (SQLite's `EXPLAIN QUERY PLAN` says `SCAN <table>` for a statement with a WHERE clause),
+so every tool stays fast as the data grows.
 
 `envfactory check ENV` runs it from the shell and exits non-zero naming each failure.
 """
@@ -23,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from envfactory_gym.actions import format_tool_call
-from envfactory_gym.database import diff_digest
+from envfactory_gym.database import Database, diff_digest
 from envfactory_gym.distractors import leaves
 from envfactory_gym.env import ToolUseEnv
 from envfactory_gym.package import EnvPackage, load_package
@@ -33,7 +37,7 @@ from envfactory_gym.tasks import Task, ToolCall
 
 CHECKS = (
     "replay", "outputs_grounded", "oracle", "no_tools", "collateral", "listing",
-    "not_presatisfied",
+    "not_presatisfied", "indexed",
 )  # fmt: skip
 NO_TOOLS_ANSWER = "I have taken care of everything you asked for. Anything else?"
 
@@ -81,6 +85,10 @@ def check_package(package: str | EnvPackage) -> CheckReport:
                 notes.append(f"{task.id}: {check} could not run (no collateral write found)")
             elif outcome:
                 problems.append(Problem(task_id=task.id, check=check, detail=outcome))
+    runs["indexed"] = 1
+    problems += [
+        Problem(task_id="*", check="indexed", detail=scan) for scan in table_scans(package)
+    ]
     env.close()
     return CheckReport(
         env=package.config.gym_id,
@@ -169,6 +177,42 @@ def _check_collateral(
             return f"scored {breakdown.total:.3f} after the collateral call {call.name}"
         return ""
     return None
+
+
+def table_scans(package: EnvPackage) -> list[str]:
+    """Each statement run by the package's ground-truth calls that scans a table to filter it,
+    as 'tool: SCAN table in <statement>'."""
+    db = Database(package.template)
+    statements: dict[str, str] = {}
+    for task in package.tasks:
+        db.reset()
+        for call in task.calls:
+            tool = package.tools[call.name]
+            seen: list[str] = []
+            db.conn.set_trace_callback(seen.append)
+            try:
+                with db.call():
+                    tool(db, **tool.validate(call.arguments))
+            except Exception:  # noqa: BLE001 - the replay check reports failing calls
+                pass
+            finally:
+                db.conn.set_trace_callback(None)
+            for sql in seen:
+                statements.setdefault(sql, call.name)
+    found: dict[tuple[str, str], str] = {}  # (tool, plan) -> one statement that shows it
+    for sql, tool_name in statements.items():
+        words = sql.lstrip().split(None, 1)
+        if not words or words[0].upper() not in ("SELECT", "UPDATE", "DELETE", "WITH"):
+            continue
+        if " WHERE " not in sql.upper():
+            continue  # a listing of a whole table reads it all by design
+        for row in db.conn.execute("EXPLAIN QUERY PLAN " + sql):
+            detail = row[3]
+            target = detail.split()[1] if detail.startswith("SCAN ") else "("
+            if not target.startswith("(") and target != "CONSTANT":  # a table or its alias
+                found.setdefault((tool_name, detail), " ".join(sql.split())[:160])
+    db.close()
+    return [f"{tool}: {plan} in {sql}" for (tool, plan), sql in sorted(found.items())]
 
 
 def _write_calls(package: EnvPackage) -> list[ToolCall]:

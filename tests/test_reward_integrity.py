@@ -12,7 +12,7 @@ import pytest
 import envfactory_gym
 from envfactory_gym import Database
 from envfactory_gym.actions import format_tool_call
-from envfactory_gym.checker import check_package, check_task, play
+from envfactory_gym.checker import check_package, check_task, play, table_scans
 from envfactory_gym.distractors import find_distractors
 from envfactory_gym.env import ToolUseEnv
 from envfactory_gym.reward import CallRecord, RewardConfig, compute_reward
@@ -257,3 +257,16 @@ def test_check_command_exits_nonzero_naming_the_failing_task(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "envfactory_gym.cli", "check", "airline"],
                         capture_output=True, text=True)  # fmt: skip
     assert ok.returncode == 0 and "oracle" in ok.stdout
+
+
+def test_the_checker_flags_a_search_without_its_index(tmp_path, monkeypatch):
+    monkeypatch.setenv("ENVFACTORY_CACHE", "off")
+    folder = tmp_path / "airline"
+    shutil.copytree(envfactory_gym.load_package("airline").folder, folder)
+    schema = folder / "schema.sql"
+    index = "CREATE INDEX flights_by_route ON flights (origin, destination);"
+    assert index in schema.read_text()
+    schema.write_text(schema.read_text().replace(index, ""))
+    scans = table_scans(envfactory_gym.load_package(str(folder)))
+    assert len(scans) == 1 and scans[0].startswith("search_direct_flight: SCAN f")
+    assert table_scans(envfactory_gym.load_package("airline")) == []
