@@ -155,7 +155,8 @@ CITIES = [
 
 
 def seed(conn: sqlite3.Connection, scale: int = 1) -> None:
-    """Fill an empty database created from schema.sql (`scale` networks; see the module doc)."""
+    """Fill an empty database created from schema.sql (`scale` networks, at most 100; see the
+    module doc)."""
     taken: dict[str, set] = {"users": set(), "cards": set(), "codes": set()}
     for network in range(scale):
         rng = random.Random(SEED if network == 0 else f"{SEED}:{network}")
@@ -186,13 +187,14 @@ def _network(conn, rng, airports, first_number, taken) -> None:  # noqa: PLR0913
 
 
 def _more_airports(network: int) -> list[tuple[str, str]]:
-    """20 airports of another network: codes no real network here uses, cities by number."""
-    letters = string.ascii_uppercase
+    """20 airports of another network: a letter and two digits (no real code has a digit), and
+    the first network's cities with a number."""
+    if not 0 < network < 100:
+        raise ValueError("scale goes up to 100 networks")
     return [
-        (f"{letters[network // 26 % 26]}{letters[network % 26]}{letters[i]}".replace(" ", ""),
-         f"{AIRPORTS[i][1]} {network}")
-        for i in range(len(AIRPORTS))
-    ]  # fmt: skip
+        (f"{string.ascii_uppercase[i]}{network:02d}", f"{city} {network}")
+        for i, (_, city) in enumerate(AIRPORTS)
+    ]
 
 
 def _flights(
