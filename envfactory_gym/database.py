@@ -173,6 +173,26 @@ class Database:
         net.sort(key=lambda c: (c[0], c[1]))
         return net
 
+    def diff_and_written(self) -> tuple[Diff, set[tuple[str, str]]]:
+        """`diff()` and `written_rows()` from one pass over the change log (what scoring needs)."""
+        first_old: dict[tuple[str, str], str | None] = {}
+        last_new: dict[tuple[str, str], str | None] = {}
+        written: set[tuple[str, str]] = set()
+        for tbl, pk, old, new in self.conn.execute(
+            f"SELECT tbl, pk, old, new FROM {CHANGE_LOG} ORDER BY seq"
+        ):
+            key = (tbl, pk)
+            first_old.setdefault(key, old)
+            last_new[key] = new
+            if old != new:
+                written.add(key)
+        net = sorted(
+            (key[0], key[1], before, last_new[key])
+            for key, before in first_old.items()
+            if before != last_new[key]
+        )
+        return diff_from_changes(net), written
+
     def written_rows(self) -> set[tuple[str, str]]:
         """Every row the episode changed at some point, restored ones included, as (table, key
         as compact JSON): what the violation rule compares with a task's allowed writes."""

@@ -204,14 +204,9 @@ class ToolUseEnv(gym.Env[str, str]):
         """Score the episode so far against the current task."""
         assert self.task is not None
         tau = self.reward_config.tau_at(self.episodes)
+        diff, written = self.db.diff_and_written()
         return compute_reward(
-            self.task,
-            self.calls,
-            self.said_to_user,
-            self.db.diff(),
-            self.reward_config,
-            tau,
-            written=self.db.written_rows(),
+            self.task, self.calls, self.said_to_user, diff, self.reward_config, tau, written
         )
 
     def state_digest(self) -> dict[str, str]:

@@ -122,7 +122,7 @@ def compute_reward(
         + config.extra_call_penalty * max(0, extra - config.free_extra_calls),
     )
     total = 0.0 if violations else max(0.0, tau * trace + (1.0 - tau) * outcome - penalty)
-    return RewardBreakdown(
+    return RewardBreakdown.model_construct(  # every field computed here: no validation needed
         trace=trace,
         state=state,
         outputs=outputs,
@@ -186,6 +186,9 @@ def match_calls(expected: list[ToolCall], made: list[CallRecord], tolerance: flo
 
 def values_match(expected: Any, actual: Any, tolerance: float) -> bool:
     """Structural equality; numbers within a relative tolerance, strings case- and space-folded."""
+    scalar = isinstance(expected, str | int | float)
+    if scalar and type(expected) is type(actual) and expected == actual:
+        return True  # the usual case, decided without folding or arithmetic
     if isinstance(expected, bool) or isinstance(actual, bool):
         return expected is actual
     if isinstance(expected, int | float) and isinstance(actual, int | float):
