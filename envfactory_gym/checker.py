@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from envfactory_gym.actions import format_tool_call
-from envfactory_gym.database import Database, diff_digest
+from envfactory_gym.database import Database, canonical_diff
 from envfactory_gym.distractors import leaves
 from envfactory_gym.env import ToolUseEnv
 from envfactory_gym.package import EnvPackage, load_package
@@ -110,13 +110,14 @@ def check_task(
     except Exception as exc:  # any failure of the ground truth is the finding
         return [("replay", f"the ground truth does not replay: {type(exc).__name__}: {exc}")]
     detail = ""
-    if diff_digest(replayed.diff) != diff_digest(task.expected_diff):
+    if canonical_diff(replayed.diff) != task.expected_state:
         detail = "replaying the ground truth gives a different diff than expected_diff"
     elif replayed.written != task.allowed_writes:
         detail = f"allowed_writes {task.allowed_writes} != rows written {replayed.written}"
     results.append(("replay", detail))
+    seen_values = _seen_values(replayed.results)
     if task.outputs:
-        seen = "\n".join(_seen_values(replayed.results))
+        seen = "\n".join(seen_values)
         missing = [o for o in task.outputs if outputs_stated([o], seen, 0.0) < 1.0]
         results.append(
             ("outputs_grounded", f"not in any tool output: {missing}" if missing else "")
@@ -133,7 +134,7 @@ def check_task(
     results.append(("collateral", _check_collateral(env, task, ground_truth, collateral_writes)))
 
     if task.outputs:
-        listing = "Here is everything I found: " + "; ".join(_seen_values(replayed.results))
+        listing = "Here is everything I found: " + "; ".join(seen_values)
         listed = play(env, task, [*ground_truth, listing])
         results.append(
             ("listing", "" if listed.outputs == 0.0 else f"outputs credit {listed.outputs:.2f}")

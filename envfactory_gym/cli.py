@@ -107,9 +107,10 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "check",
         help="hold every task of env packages to the reward contract (exit 1 on a failure)",
-        description="For each task: the ground truth replays, the oracle scores 1.0, an agent "
-        "without tools scores 0, one collateral write scores 0, listing every value seen earns "
-        "no outputs credit, and a write task is not satisfied at the start.",
+        description="For each task: the ground truth replays, its outputs are in the tool "
+        "outputs, the oracle scores 1.0, an agent without tools scores 0, one collateral write "
+        "scores 0, listing every value seen earns no outputs credit, and a write task is not "
+        "satisfied at the start. Per package: no tool statement scans a table.",
     )
     p.add_argument("envs", nargs="*", metavar="ENV", help="gym ids, package names or folders "
                    "(default: every registered env)")  # fmt: skip

@@ -154,27 +154,8 @@ class Database:
         self.conn.close()
 
     # ----- what changed -------------------------------------------------------------------
-    def changes(self) -> list[tuple[str, str, str | None, str | None]]:
-        """Net row changes since the episode began: (table, key, before, after) as JSON text."""
-        first_old: dict[tuple[str, str], str | None] = {}
-        last_new: dict[tuple[str, str], str | None] = {}
-        for tbl, pk, old, new in self.conn.execute(
-            f"SELECT tbl, pk, old, new FROM {CHANGE_LOG} ORDER BY seq"
-        ):
-            key = (tbl, pk)
-            if key not in first_old:
-                first_old[key] = old
-            last_new[key] = new
-        net = []
-        for key, before in first_old.items():
-            after = last_new.get(key)
-            if before != after:
-                net.append((key[0], key[1], before, after))
-        net.sort(key=lambda c: (c[0], c[1]))
-        return net
-
-    def diff_and_written(self) -> tuple[Diff, set[tuple[str, str]]]:
-        """`diff()` and `written_rows()` from one pass over the change log (what scoring needs)."""
+    def _read_log(self) -> tuple[list[tuple[str, str, str | None, str | None]], set]:
+        """One pass over the change log: the net changes, and every row changed at some point."""
         first_old: dict[tuple[str, str], str | None] = {}
         last_new: dict[tuple[str, str], str | None] = {}
         written: set[tuple[str, str]] = set()
@@ -191,17 +172,21 @@ class Database:
             for key, before in first_old.items()
             if before != last_new[key]
         )
-        return diff_from_changes(net), written
+        return net, written
+
+    def changes(self) -> list[tuple[str, str, str | None, str | None]]:
+        """Net row changes since the episode began: (table, key, before, after) as JSON text."""
+        return self._read_log()[0]
 
     def written_rows(self) -> set[tuple[str, str]]:
         """Every row the episode changed at some point, restored ones included, as (table, key
         as compact JSON): what the violation rule compares with a task's allowed writes."""
-        return {
-            (table, key)
-            for table, key in self.conn.execute(
-                f"SELECT DISTINCT tbl, pk FROM {CHANGE_LOG} WHERE old IS NOT new"
-            )
-        }
+        return self._read_log()[1]
+
+    def diff_and_written(self) -> tuple[Diff, set[tuple[str, str]]]:
+        """`diff()` and `written_rows()` from one pass over the change log (what scoring needs)."""
+        net, written = self._read_log()
+        return diff_from_changes(net), written
 
     def diff(self) -> Diff:
         """Readable diff: per table, rows added, removed and changed (with only changed fields)."""

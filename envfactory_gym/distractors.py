@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
 from envfactory_gym.database import user_tables
-from envfactory_gym.reward import fold, number_value
+from envfactory_gym.reward import fold, mentions, number_value
 
 MAX_ENUM_VALUES = 8
 """A column with at most this many distinct values is enum-like: its values compete."""
@@ -50,7 +49,7 @@ def find_distractors(
         text = _as_text(value)
         if text is None or any(_overlaps(text, output) for output in outputs):
             continue
-        if fold(text) and re.search(r"(?<!\w)" + re.escape(fold(text)) + r"(?!\w)", said):
+        if mentions(said, text):
             continue
         kept.add(text)
     return sorted(kept, key=lambda t: (number_value(t) is None, number_value(t) or 0.0, t))

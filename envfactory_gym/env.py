@@ -316,9 +316,14 @@ class ToolUseEnv(gym.Env[str, str]):
         return pickle.loads(self.package.tool_schemas_pickle)
 
     # ----- pickling -----------------------------------------------------------------------
+    def _fingerprint(self) -> tuple[str, list[tuple[str, str]]]:
+        """What a pickled copy must reproduce: the episode's diff and the rows it wrote."""
+        diff, written = self.db.diff_and_written()
+        return diff_digest(diff), sorted(written)
+
     def __getstate__(self) -> dict[str, Any]:
         state = {k: v for k, v in self.__dict__.items() if k not in ("db", "tools")}
-        state["_state_check"] = (diff_digest(self.db.diff()), sorted(self.db.written_rows()))
+        state["_state_check"] = self._fingerprint()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -330,7 +335,7 @@ class ToolUseEnv(gym.Env[str, str]):
             if record.ok:
                 with self.db.call():
                     self.tools[record.name](self.db, **record.arguments)
-        if (diff_digest(self.db.diff()), sorted(self.db.written_rows())) != expected:
+        if self._fingerprint() != expected:
             raise RuntimeError(
                 f"{self.package.config.gym_id}: replaying the episode's calls did not reproduce "
                 "its database state; a tool is not deterministic"

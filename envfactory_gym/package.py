@@ -112,9 +112,15 @@ class EnvPackage:
             raise ValueError(f"{self.folder / 'seed.py'}: seed() takes no `scale` argument")
         scaled = object.__new__(EnvPackage)  # not copy.copy: __reduce__ returns the cached one
         scaled.__dict__.update(self.__dict__)
-        schema = (self.folder / "schema.sql").read_text(encoding="utf-8")
-        scaled._template = build_template(schema, functools.partial(seed, scale=scale))
+        scaled._template = self.build_database(scale=scale)
         return scaled
+
+    def build_database(self, **seed_arguments: Any) -> sqlite3.Connection:
+        """A fresh template from schema.sql and seed.py (no cache), the seed called with
+        `seed_arguments`."""
+        schema = (self.folder / "schema.sql").read_text(encoding="utf-8")
+        seed = _import(self.folder, "seed").seed
+        return build_template(schema, functools.partial(seed, **seed_arguments))
 
     def tasks_for(self, split: str = "all") -> list[Task]:
         if split == "all":
@@ -164,8 +170,7 @@ def load_or_build_template(package: EnvPackage) -> sqlite3.Connection:
         conn = connect_memory()
         conn.deserialize(path.read_bytes())
         return conn
-    schema = (package.folder / "schema.sql").read_text(encoding="utf-8")
-    conn = build_template(schema, _import(package.folder, "seed").seed)
+    conn = package.build_database()
     if path is not None:
         with contextlib.suppress(OSError):
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -162,7 +162,7 @@ def stated_distractors(distractors: list[str], text: str, tolerance: float) -> l
                 numbers = stated_numbers(text)
             hit = any(_close(n, target, tolerance) for n in numbers)
         else:
-            hit = _word_pattern(fold(distractor)).search(folded) is not None
+            hit = mentions(folded, distractor)
         if hit:
             found.append(distractor)
     return found
@@ -250,6 +250,12 @@ def number_value(text: str) -> float | None:
 
 def _close(value: float, target: float, tolerance: float) -> bool:
     return abs(value - target) <= tolerance * max(1.0, abs(target))
+
+
+def mentions(folded_text: str, phrase: str) -> bool:
+    """Whether `phrase` stands in the (already folded) text as whole words."""
+    folded = fold(phrase)
+    return bool(folded) and _word_pattern(folded).search(folded_text) is not None
 
 
 @functools.lru_cache(maxsize=4096)
