@@ -1,4 +1,4 @@
-"""`envfactory`: list the envs, evaluate an agent on them, check their tasks, benchmark them."""
+"""`envfactory`: list, evaluate, check and benchmark envs; generate, verify, import, graph."""
 
 from __future__ import annotations
 
@@ -91,6 +91,79 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    from envfactory_gym.generators.emit import generate_package
+
+    report = generate_package(
+        args.spec, args.out, tasks=args.tasks, verify=not args.no_verify, seed=args.seed
+    )
+    dropped = ", ".join(f"{why} {n}" for why, n in sorted(report.rejected.items())) or "none"
+    verified = {True: "verified", False: "NOT verified", None: "not verified (--no-verify)"}
+    print(f"wrote {report.package}: {report.tasks} tasks ({verified[report.verified]}); "
+          f"candidates dropped: {dropped}")  # fmt: skip
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from envfactory_gym.generators.verify import format_report, verify_package
+
+    report = verify_package(Path(args.folder), timeout_s=args.timeout)
+    print(format_report(report))
+    if args.json:
+        Path(args.json).write_text(report.model_dump_json(indent=2))
+    return 0 if report.passed else 1
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from envfactory_gym.generators.graph import (
+        build_graph,
+        draw_graph_png,
+        graph_summary,
+        write_graph_json,
+    )
+    from envfactory_gym.generators.spec import load_spec
+
+    graph = build_graph(load_spec(_spec_path(args.folder)))
+    if args.json:
+        write_graph_json(graph, Path(args.json))
+    if args.png:
+        draw_graph_png(graph, Path(args.png))
+    summary = graph_summary(graph)
+    print(", ".join(f"{k} {v}" for k, v in summary.items()))
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from envfactory_gym.generators.emit import resynthesize_tasks
+
+    report = resynthesize_tasks(Path(args.folder), args.n, seed=args.seed)
+    dropped = ", ".join(f"{why} {n}" for why, n in sorted(report.rejected.items())) or "none"
+    print(f"wrote {report.tasks} tasks to {report.package}; candidates dropped: {dropped}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from envfactory_gym.generators import importers
+
+    result = importers.import_mcp(args.source) if args.format == "mcp" else (
+        importers.import_openapi(args.source)
+    )  # fmt: skip
+    importers.write_spec(result, Path(args.out))
+    print(f"wrote {args.out}: {len(result.spec.entities)} entities, {len(result.spec.tools)} "
+          f"tools, {len(result.spec.intents)} intents")  # fmt: skip
+    for line in result.review:
+        print(f"  needs review: {line}")
+    return 0
+
+
+def _spec_path(folder: str) -> Path:
+    path = Path(folder)
+    spec = path if path.suffix in (".yaml", ".yml") else path / "spec.yaml"
+    if not spec.is_file():
+        raise FileNotFoundError(f"no spec at {spec} (generated packages keep theirs in spec.yaml)")
+    return spec
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="envfactory", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -144,6 +217,33 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_bench)
+    p = sub.add_parser("generate", help="compile a spec into a verified env package")
+    p.add_argument("spec", metavar="SPEC.yaml")
+    p.add_argument("--out", required=True, metavar="DIR", help="the package folder to write")
+    p.add_argument("--tasks", type=int, default=60, help="tasks to synthesize (default: 60)")
+    p.add_argument("--seed", type=int, default=0, help="task sampling seed (default: 0)")
+    p.add_argument("--no-verify", action="store_true", help="write without verifying")
+    p.set_defaults(fn=cmd_generate)
+    p = sub.add_parser("verify", help="verify an env package in a sandboxed subprocess")
+    p.add_argument("folder", metavar="DIR")
+    p.add_argument("--json", metavar="REPORT", help="write the report here")
+    p.add_argument("--timeout", type=float, default=300, help="seconds (default: 300)")
+    p.set_defaults(fn=cmd_verify)
+    p = sub.add_parser("graph", help="the tool-dependency graph of a generated package")
+    p.add_argument("folder", metavar="DIR", help="a package folder with spec.yaml, or a spec")
+    p.add_argument("--png", metavar="PATH", help="draw it here (needs matplotlib)")
+    p.add_argument("--json", metavar="PATH", help="write nodes, edges and a summary here")
+    p.set_defaults(fn=cmd_graph)
+    p = sub.add_parser("tasks", help="(re)synthesize a generated package's tasks")
+    p.add_argument("folder", metavar="DIR")
+    p.add_argument("--n", type=int, default=200, help="how many (default: 200)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(fn=cmd_tasks)
+    p = sub.add_parser("import", help="a spec from MCP tool metadata or an OpenAPI document")
+    p.add_argument("format", choices=["mcp", "openapi"])
+    p.add_argument("source", metavar="FILE")
+    p.add_argument("--out", required=True, metavar="SPEC.yaml")
+    p.set_defaults(fn=cmd_import)
     return root
 
 
@@ -155,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.fn(args)
-    except (ValueError, KeyError, FileNotFoundError) as exc:
+    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
         print(f"envfactory: {exc}", file=sys.stderr)
         return 2
 

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from envfactory_gym.tools import ToolError
+
 CHANGE_LOG = "_changes"
 
 Diff = dict[str, dict[str, list[dict[str, Any]]]]
@@ -133,6 +135,54 @@ class Database:
         found = self.conn.execute(sql, params).fetchone()
         return found[0] if found is not None else None
 
+    # ----- rows by key: what most tools do, with the agent-facing errors ------------------
+    def get(self, table: str, key_column: str, key: Any, label: str = "") -> dict[str, Any]:
+        """The row of `table` whose `key_column` is `key`; a `ToolError` names it if missing."""
+        found = self.row(f"SELECT * FROM {_quote(table)} WHERE {_quote(key_column)} = ?", (key,))
+        if found is None:
+            raise _tool_error(f"{label or table} {key!r} not found")
+        return found
+
+    def insert(self, table: str, row: dict[str, Any]) -> None:
+        """Insert one row; a broken constraint is a `ToolError` that names it."""
+        columns = ", ".join(_quote(c) for c in row)
+        marks = ", ".join("?" * len(row))
+        with _constraints(table):
+            self.conn.execute(
+                f"INSERT INTO {_quote(table)} ({columns}) VALUES ({marks})", tuple(row.values())
+            )
+
+    def update(self, table: str, key_column: str, key: Any, changes: dict[str, Any]) -> None:
+        """Set `changes` on the row whose `key_column` is `key`; constraints as in `insert`."""
+        sets = ", ".join(f"{_quote(c)} = ?" for c in changes)
+        with _constraints(table):
+            self.conn.execute(
+                f"UPDATE {_quote(table)} SET {sets} WHERE {_quote(key_column)} = ?",
+                (*changes.values(), key),
+            )
+
+    def delete(self, table: str, key_column: str, key: Any) -> None:
+        """Delete the row whose `key_column` is `key` (a row others still refer to stays, and
+        the `ToolError` says so)."""
+        with _constraints(table):
+            self.conn.execute(f"DELETE FROM {_quote(table)} WHERE {_quote(key_column)} = ?", (key,))
+
+    def next_key(self, table: str, key_column: str, prefix: str = "", digits: int = 5) -> Any:
+        """The key for a new row: one more than the largest (prefix + zero-padded number, or an
+        integer without a prefix). Derived from the state, never random, so replays are exact."""
+        if not prefix:
+            last = self.value(f"SELECT max({_quote(key_column)}) FROM {_quote(table)}")
+            return (last or 0) + 1
+        last = self.value(
+            f"SELECT max({_quote(key_column)}) FROM {_quote(table)} WHERE {_quote(key_column)} "
+            "BETWEEN ? AND ?",
+            (prefix + "0" * digits, prefix + "9" * digits),
+        )
+        number = int(last[len(prefix) :]) + 1 if last else 1
+        if number >= 10**digits:
+            raise _tool_error(f"{table} is full: no {digits}-digit key is left")
+        return f"{prefix}{number:0{digits}d}"
+
     # ----- episode and call boundaries ----------------------------------------------------
     def reset(self) -> None:
         """Undo everything since the episode began: a rollback of the changed pages only."""
@@ -237,3 +287,19 @@ def canonical_diff(diff: Diff) -> tuple[tuple[str, str, str], ...]:
 def diff_digest(diff: Diff) -> str:
     """Canonical digest of a readable diff: equal diffs give equal digests, whatever the order."""
     return hashlib.sha256(json.dumps(canonical_diff(diff)).encode()).hexdigest()
+
+
+def _tool_error(message: str) -> ToolError:
+    return ToolError(message)
+
+
+@contextmanager
+def _constraints(table: str) -> Iterator[None]:
+    """Turn SQLite's constraint failures into a `ToolError` the agent can read."""
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        message = str(exc)
+        if "FOREIGN KEY" in message:
+            message = "it refers to a row that does not exist, or other rows still refer to it"
+        raise _tool_error(f"cannot write {table}: {message}") from None

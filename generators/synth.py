@@ -1,0 +1,521 @@
+"""Task synthesis over the tool graph: pick a goal (an intent and a target row), find the calls
+that get from what the user knows to every argument the goal needs (walking the graph back from
+the goal tool), execute them for ground truth, and write the instruction from the intent's
+templates. Every task passes the grounding checker (`grounding.check_task`) or is dropped.
+
+Kinds: read (answer from a row), write (one change), multi_write (two changes for one user),
+refusal (a change a policy rule forbids: the ground truth is the reads that establish it).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from envfactory_gym.database import Database
+from envfactory_gym.distractors import find_distractors, leaves
+from envfactory_gym.generators.graph import build_graph, producers, value_type
+from envfactory_gym.generators.grounding import GroundingError, check_task, key_values, spoken
+from envfactory_gym.generators.seeding import make_value
+from envfactory_gym.generators.spec import Entity, Intent, PolicyRule, Spec, ToolSpec
+from envfactory_gym.package import EnvPackage
+from envfactory_gym.replay import replay
+from envfactory_gym.tasks import Task, ToolCall
+
+MAX_DEPTH = 3
+KIND_SHARES = {"read": 0.35, "write": 0.3, "multi_write": 0.15, "refusal": 0.2}
+GREETINGS = (
+    "Hi, this is {name} ({known}).",
+    "Hello! My name is {name}; my account is under {known}.",
+    "Hi there, {name} here, {known}.",
+    "Good morning. I'm {name}, {known}.",
+)
+PLACEHOLDER = re.compile(r"\{([a-z_]+(?:\.[a-z_]+)?)(?:\|(\w+))?\}")
+
+
+@dataclass
+class Plan:
+    """Calls that end with a row's key in some output, the facts the user needed, and the rows
+    the agent had to pick out of a list (so the instruction must describe them)."""
+
+    calls: list[ToolCall] = field(default_factory=list)
+    facts: dict[str, str] = field(default_factory=dict)
+    described: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def then(self, other: Plan) -> Plan:
+        calls = list(self.calls)
+        calls += [c for c in other.calls if c not in calls]
+        return Plan(calls, {**self.facts, **other.facts}, [*self.described, *other.described])
+
+
+@dataclass
+class Draft:
+    """A task before its instruction is final: the goal's target rows and ground truth."""
+
+    intent: Intent
+    kind: str
+    target: dict[str, Any]
+    actor: dict[str, Any]
+    plan: Plan
+    new: dict[str, Any]
+    context: dict[str, dict[str, Any]]
+    rule: PolicyRule | None = None
+
+
+class Synthesizer:
+    """Synthesizes tasks for one spec over its compiled package."""
+
+    def __init__(self, spec: Spec, package: EnvPackage, seed: int = 0) -> None:
+        self.spec = spec
+        self.package = package
+        self.graph: nx.DiGraph = build_graph(spec)
+        self.db = Database(package.template)
+        self.seed = seed
+        self.actor_entity = spec.entity(spec.actor.entity)
+        self.rejected: dict[str, int] = {}
+        self.keys = key_values(package)
+
+    # ----- reading the start state ---------------------------------------------------------
+    def row(self, entity: Entity, key: Any) -> dict[str, Any] | None:
+        return self.db.row(f"SELECT * FROM {entity.name} WHERE {entity.key} = ?", (key,))
+
+    def rows(self, entity: Entity, where: str | None, rng: random.Random) -> list[dict]:
+        sql = f"SELECT * FROM {entity.name}"
+        params = {"now": self.spec.now, "today": self.spec.now[:10]}
+        found = self.db.rows(sql + (f" WHERE {where}" if where else ""), params)
+        rng.shuffle(found)
+        return found
+
+    def holds(self, entity: Entity, row: dict, condition: str, arguments: dict) -> bool:
+        params = {
+            **arguments,
+            "now": self.spec.now,
+            "today": self.spec.now[:10],
+            "_key": row[entity.key],
+        }
+        sql = f"SELECT 1 FROM {entity.name} WHERE {entity.key} = :_key AND ({condition})"
+        return self.db.value(sql, params) is not None
+
+    def actor_of(self, entity: Entity, row: dict, depth: int = 0) -> dict | None:
+        """The actor row a row belongs to, following foreign keys."""
+        if entity.name == self.actor_entity.name:
+            return row
+        if depth > MAX_DEPTH:
+            return None
+        for column in entity.columns:
+            if column.references and row.get(column.name) is not None:
+                parent = self.spec.entity(column.references)
+                parent_row = self.row(parent, row[column.name])
+                if parent_row is not None:
+                    found = self.actor_of(parent, parent_row, depth + 1)
+                    if found is not None:
+                        return found
+        return None
+
+    def _any_actor(self, rng: random.Random) -> dict:
+        """A customer asking about a row no one owns (a product in the catalog)."""
+        count = self.db.value(f"SELECT count(*) FROM {self.actor_entity.name}")
+        return self.db.rows(
+            f"SELECT * FROM {self.actor_entity.name} ORDER BY {self.actor_entity.key} "
+            "LIMIT 1 OFFSET ?",
+            (rng.randrange(count),),
+        )[0]
+
+    # ----- finding a row from what the user knows -------------------------------------------
+    def locate(self, entity: Entity, row: dict, depth: int = 0) -> Plan | None:
+        """The calls that produce `row`'s key from facts the user knows, shortest first."""
+        key = row[entity.key]
+        if entity.user_knows_key:
+            return Plan(facts={f"{entity.label} number": str(key)})
+        if depth > MAX_DEPTH:
+            return None
+        for name in producers(self.graph, value_type(self.spec, entity, entity.key)):
+            tool = self.spec.tool(name)
+            if tool.writes or tool.entity != entity.name:
+                continue
+            plan = self._by_get(tool, entity, row) if tool.pattern == "get" else None
+            if tool.pattern == "list":
+                plan = self._by_list(tool, entity, row, depth)
+            if plan is not None:
+                return plan
+        return None
+
+    def _by_get(self, tool: ToolSpec, entity: Entity, row: dict) -> Plan | None:
+        by = tool.by or entity.key
+        column = entity.column(by)
+        if by == entity.key or column.references or not column.known_to_user:
+            return None
+        return Plan([ToolCall(name=tool.name, arguments={by: row[by]})], {by: str(row[by])})
+
+    def _by_list(self, tool: ToolSpec, entity: Entity, row: dict, depth: int) -> Plan | None:
+        options = []
+        for filt in tool.filters:
+            value = row.get(filt.column)
+            if value is None:
+                continue
+            column = entity.column(filt.column)
+            if filt.op == "eq" and column.references:
+                parent = self.spec.entity(column.references)
+                parent_row = self.row(parent, value)
+                sub = None if parent_row is None else self.locate(parent, parent_row, depth + 1)
+                if sub is not None:
+                    options.append((filt, value, sub))
+            elif filt.op == "eq" and _said_plainly(entity, filt.column):
+                options.append((filt, value, Plan()))
+            elif filt.op == "contains" and _said_plainly(entity, filt.column):
+                options += [(filt, words, Plan()) for words in _search_words(str(value))]
+        required = {f.argument for f in tool.filters if f.required}
+        for size in (1, 2):
+            for chosen in _subsets(options, size):
+                names = {f.argument for f, _, _ in chosen}
+                if not required <= names:
+                    continue
+                plan = self._try_list(tool, entity, row, chosen)
+                if plan is not None:
+                    return plan
+        return None
+
+    def _try_list(self, tool: ToolSpec, entity: Entity, row: dict, chosen: list) -> Plan | None:
+        arguments = {f.argument: value for f, value, _ in chosen}
+        call = ToolCall(name=tool.name, arguments=arguments)
+        try:
+            result = self.package.tools[tool.name](
+                self.db, **self.package.tools[tool.name].validate(arguments)
+            )
+        except Exception:  # noqa: BLE001 - a call that fails is not a way to find the row
+            return None
+        keys = [r[entity.key] for r in result]
+        if row[entity.key] not in keys:
+            return None
+        plan = Plan()
+        for _, _, sub in chosen:
+            plan = plan.then(sub)
+        plan = plan.then(Plan(calls=[call]))
+        if len(result) > 1:
+            if not entity.describe:
+                return None
+            mine = describe(self.spec, entity, row)
+            if sum(describe(self.spec, entity, r) == mine for r in result) != 1:
+                return None
+            plan.described.append((entity.name, row))
+        return plan
+
+    # ----- drafting tasks ------------------------------------------------------------------------
+    def drafts(self, intent: Intent, kind: str, rng: random.Random) -> Iterator[Draft]:
+        tool = self.spec.tool(intent.tool)
+        entity, fk = self._target_entity(tool)
+        rules = [r for r in self.spec.policy if r.tool == tool.name and r.forbids]
+        for target in self.rows(entity, intent.where, rng):
+            new = {
+                arg: make_value(gen, rng, {}, f"intent {intent.id}")
+                for arg, gen in intent.change.items()
+            }
+            arguments = self._goal_arguments(tool, entity, target, new, fk)
+            if arguments is None:
+                continue
+            broken = [r for r in rules if self.holds(entity, target, r.forbids or "", arguments)]
+            if kind == "refusal" and len(broken) != 1:
+                continue
+            if kind != "refusal" and broken:
+                continue
+            actor = self.actor_of(entity, target) or self._any_actor(rng)
+            plan = self._plan(tool, entity, target, arguments, fk, kind)
+            if plan is None:
+                continue
+            context = self._context(entity, target)
+            yield Draft(
+                intent, kind, target, actor, plan, new, context, broken[0] if broken else None
+            )
+
+    def _target_entity(self, tool: ToolSpec) -> tuple[Entity, str | None]:
+        """The entity whose rows a goal is about, and for a create tool its anchor argument."""
+        if tool.pattern == "transfer":
+            assert tool.transfer is not None
+            return self.spec.entity(tool.transfer.entity), None
+        entity = self.spec.entity(tool.entity or "")
+        if tool.pattern == "create":
+            anchor = next((f for f in tool.fields if entity.column(f).references), None)
+            if anchor is None:
+                return self.actor_entity, None
+            return self.spec.entity(entity.column(anchor).references or ""), anchor
+        return entity, None
+
+    def _goal_arguments(
+        self, tool: ToolSpec, entity: Entity, target: dict, new: dict, fk: str | None
+    ) -> dict | None:
+        if tool.pattern == "get":
+            by = tool.by or entity.key
+            return {by: target[by]}
+        if tool.pattern in ("update", "transition", "delete"):
+            arguments = {entity.key: target[entity.key], **new}
+            if tool.pattern == "update" and all(target.get(k) == v for k, v in new.items()):
+                return None  # already so: the goal would be pre-satisfied
+            return arguments
+        if tool.pattern == "create":
+            created = self.spec.entity(tool.entity or "")
+            arguments = {}
+            for name in tool.fields:
+                if name == fk:
+                    arguments[name] = target[entity.key]
+                elif name in new:
+                    arguments[name] = new[name]
+                else:
+                    return None  # a field the intent does not say how to fill
+            del created
+            return arguments
+        return None
+
+    def _plan(
+        self,
+        tool: ToolSpec,
+        entity: Entity,
+        target: dict,
+        arguments: dict,
+        fk: str | None,
+        kind: str,
+    ) -> Plan | None:
+        located = self.locate(entity, target)
+        if located is None:
+            return None
+        if tool.pattern == "get" and (tool.by or entity.key) != entity.key:
+            located = Plan(facts={tool.by or "": str(target[tool.by or ""])})
+        goal = ToolCall(name=tool.name, arguments=arguments)
+        if kind != "refusal":
+            return located.then(Plan(calls=[goal]))
+        getter = next(
+            (
+                t
+                for t in self.spec.tools
+                if t.pattern == "get" and t.entity == entity.name and not t.by
+            ),
+            None,
+        )
+        if getter is not None:
+            located = located.then(
+                Plan(calls=[ToolCall(name=getter.name, arguments={entity.key: target[entity.key]})])
+            )
+        return located
+
+    def _context(self, entity: Entity, target: dict) -> dict[str, dict[str, Any]]:
+        """Rows a template may name: the target and its parents, by label ('order')."""
+        context: dict[str, dict[str, Any]] = {_label(entity): target}
+        frontier = [(entity, target)]
+        while frontier:
+            current, row = frontier.pop()
+            for column in current.columns:
+                if column.references and row.get(column.name) is not None:
+                    parent = self.spec.entity(column.references)
+                    parent_row = self.row(parent, row[column.name])
+                    if parent_row is not None and _label(parent) not in context:
+                        context[_label(parent)] = parent_row
+                        frontier.append((parent, parent_row))
+        return context
+
+    # ----- from draft to task ------------------------------------------------------------------
+    def instruction(
+        self, drafts: list[Draft], templates: list[str], rng: random.Random
+    ) -> tuple[str, dict[str, str]]:
+        actor = drafts[0].actor
+        knows = self.spec.actor.knows
+        facts = {name: str(actor[name]) for name in knows}
+        name_column = next((k for k in knows if "name" in k), None)
+        known = next((k for k in knows if k != name_column), knows[0])
+        if name_column:
+            greeting = rng.choice(GREETINGS).format(name=actor[name_column], known=actor[known])
+        else:
+            greeting = f"Hi, my {known.replace('_', ' ')} is {actor[known]}."
+        requests = []
+        for draft, template in zip(drafts, templates, strict=True):
+            requests.append(render(self.spec, template, draft))
+            facts.update(draft.plan.facts)
+        text = requests[0]
+        for more in requests[1:]:
+            text += " Also, " + more[0].lower() + more[1:]
+        return f"{greeting} {text}", facts
+
+    def to_task(
+        self, drafts: list[Draft], task_id: str, split: str, rng: random.Random
+    ) -> Task | None:
+        intents = [d.intent for d in drafts]
+        pool = [i.held_out if split == "test" else i.templates for i in intents]
+        templates = [rng.choice(p) for p in pool]
+        instruction, facts = self.instruction(drafts, templates, rng)
+        plan = Plan()
+        for draft in drafts:
+            plan = plan.then(draft.plan)
+        kind = drafts[0].kind if len(drafts) == 1 else "multi_write"
+        try:
+            result = replay(self.package, plan.calls)
+        except Exception:  # noqa: BLE001 - a chain that errors is discarded
+            return self._reject("does not replay")
+        if kind in ("write", "multi_write") and not result.diff:
+            return self._reject("pre-satisfied")
+        outputs = []
+        for draft in drafts:
+            if draft.intent.kind == "read" and kind != "refusal":
+                final = result.results[plan.calls.index(draft.plan.calls[-1])]
+                outputs += [str(final[column]) for column in draft.intent.ask]
+        said = " ".join([instruction, *facts.values()])
+        distractors = find_distractors(outputs, result.results, self.package.template, said)
+        seen = {str(value) for _, value in leaves(result.results)}
+        if outputs and not seen & set(distractors):
+            return self._reject("answer not discriminated")
+        task = Task(
+            id=task_id,
+            split=split,
+            kind=kind,
+            instruction=instruction,
+            user_facts=facts,
+            calls=plan.calls,
+            outputs=outputs,
+            distractors=distractors,
+            expected_diff=result.diff,
+            allowed_writes=result.written,
+        )
+        try:
+            described = [describe(self.spec, self.spec.entity(n), r) for n, r in plan.described]
+            check_task(self.package, task, result.results, described, self.keys)
+        except GroundingError as exc:
+            return self._reject(str(exc).split(":")[0])
+        return task
+
+    def _reject(self, why: str) -> None:
+        self.rejected[why] = self.rejected.get(why, 0) + 1
+        return None
+
+    # ----- the whole set -------------------------------------------------------------------------
+    def synthesize(self, n: int) -> list[Task]:
+        """About `n` tasks, mixing the kinds by `KIND_SHARES`, a quarter in the test split
+        (written only from held-out templates)."""
+        tasks: list[Task] = []
+        seen: set[str] = set()
+        quotas = self._quotas(n)
+        for kind, quota in quotas.items():
+            made = 0
+            for drafts, task_id in self._candidates(kind):
+                if made >= quota:
+                    break
+                rng = random.Random(f"{self.seed}:{task_id}")
+                split = "test" if made % 4 == 3 else "train"
+                task = self.to_task(drafts, task_id, split, rng)
+                if task is None:
+                    continue
+                signature = task.instruction
+                calls = repr([c.model_dump() for c in task.calls])
+                if signature in seen or calls in seen:
+                    self._reject("duplicate")
+                    continue
+                seen |= {signature, calls}
+                tasks.append(task)
+                made += 1
+        return tasks
+
+    def _quotas(self, n: int) -> dict[str, int]:
+        writes = [i for i in self.spec.intents if i.kind == "write"]
+        shares = dict(KIND_SHARES)
+        if not any(r.tool in {i.tool for i in writes} and r.forbids for r in self.spec.policy):
+            shares.pop("refusal")
+        if len(writes) < 2:
+            shares.pop("multi_write")
+        if not writes:
+            shares.pop("write", None)
+        total = sum(shares.values())
+        quotas = {kind: round(n * share / total) for kind, share in shares.items()}
+        first = next(iter(quotas))
+        quotas[first] += n - sum(quotas.values())
+        return quotas
+
+    def _candidates(self, kind: str) -> Iterator[tuple[list[Draft], str]]:
+        """Candidate drafts for a kind, round-robin over its intents so that all are used."""
+        base = "read" if kind == "read" else "write"
+        intents = [i for i in self.spec.intents if i.kind == base]
+        if kind == "refusal":
+            ruled = {r.tool for r in self.spec.policy if r.forbids}
+            intents = [i for i in intents if i.tool in ruled]
+        streams = {}
+        for intent in intents:
+            rng = random.Random(f"{self.seed}:{kind}:{intent.id}")
+            streams[intent.id] = self.drafts(intent, "refusal" if kind == "refusal" else base, rng)
+        counters: dict[str, int] = {}
+        partners: dict[Any, list[Draft]] = {}
+        while streams:
+            for intent_id in list(streams):
+                draft = next(streams[intent_id], None)
+                if draft is None:
+                    del streams[intent_id]
+                    continue
+                number = counters[intent_id] = counters.get(intent_id, 0) + 1
+                if kind != "multi_write":
+                    suffix = f"-{draft.rule.id}" if draft.rule else ""
+                    yield [draft], f"{self.spec.name}-{intent_id}{suffix}-{number:03d}"
+                    continue
+                actor_key = draft.actor[self.actor_entity.key]
+                waiting = partners.setdefault(actor_key, [])
+                other = next((d for d in waiting if d.intent.id != intent_id), None)
+                if other is None:
+                    waiting.append(draft)
+                    continue
+                waiting.remove(other)
+                yield [other, draft], f"{self.spec.name}-{other.intent.id}+{intent_id}-{number:03d}"
+
+
+def _subsets(options: list, size: int) -> Iterator[list]:
+    from itertools import combinations
+
+    for chosen in combinations(options, size):
+        if len({f.argument for f, _, _ in chosen}) == size:
+            yield list(chosen)
+
+
+def _search_words(text: str) -> list[str]:
+    """What a person types to search for a named thing: its last word, its last two, all of it
+    (a search that returns a few candidates, not just the one, is tried first)."""
+    words = text.split()
+    found = [" ".join(words[-n:]) for n in (1, 2) if len(words) > n]
+    return [*found, text]
+
+
+def _said_plainly(entity: Entity, column: str) -> bool:
+    """Whether the entity's description names the column's value as stored (so a filter on it
+    uses only what the instruction says)."""
+    return bool(re.search(rf"\{{{column}\}}", entity.describe))
+
+
+def _label(entity: Entity) -> str:
+    return entity.label.replace(" ", "_")
+
+
+def describe(spec: Spec, entity: Entity, row: dict[str, Any]) -> str:
+    """How a user refers to a row: the entity's `describe` template, filled in."""
+    return PLACEHOLDER.sub(lambda m: spoken(row.get(m.group(1)), m.group(2)), entity.describe)
+
+
+def render(spec: Spec, template: str, draft: Draft) -> str:
+    """Fill an intent template: `{column}`, `{describe}`, `{label.column}`, `{label.describe}`,
+    `{user.column}`, `{new.argument}`, each with an optional `|format`."""
+    target_label = next(iter(draft.context))
+
+    def fill(match: re.Match[str]) -> str:
+        path, style = match.group(1), match.group(2)
+        owner, _, name = path.rpartition(".")
+        if owner == "new":
+            return spoken(draft.new[name], style)
+        row = draft.actor if owner == "user" else draft.context.get(owner or target_label)
+        if row is None:
+            raise KeyError(f"intent {draft.intent.id}: no {owner!r} row for {{{path}}}")
+        if name == "describe":
+            entity = next(
+                e
+                for e in spec.entities
+                if _label(e) == (owner or target_label)
+                or (owner == "user" and e.name == spec.actor.entity)
+            )
+            return describe(spec, entity, row)
+        return spoken(row[name], style)
+
+    return PLACEHOLDER.sub(fill, template)
