@@ -142,7 +142,7 @@ class EnvPackage:
 
     def __reduce__(self) -> tuple[Any, tuple[str]]:
         """Pickle by reference: the receiving process loads (or reuses) the same package."""
-        builtin = self.folder.parent == builtin_envs_dir().resolve()
+        builtin = self.folder.parent == builtin_envs_dir().resolve() and self.name.isidentifier()
         return load_package, (self.name if builtin else str(self.folder),)
 
 
@@ -193,7 +193,8 @@ def load_package(name_or_path: str) -> EnvPackage:
 
 def _import(folder: Path, module: str) -> ModuleType:
     installed = importlib.util.find_spec("envfactory_gym.envs") is not None
-    if installed and folder.resolve().parent == builtin_envs_dir().resolve():
+    builtin = folder.resolve().parent == builtin_envs_dir().resolve()
+    if installed and builtin and folder.name.isidentifier():  # not a generator's staging folder
         return importlib.import_module(f"envfactory_gym.envs.{folder.name}.{module}")
     tag = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]
     name = f"envfactory_gym_external.{folder.name}_{tag}.{module}"

@@ -13,8 +13,19 @@ VECTOR_ENTRY_POINT = "envfactory_gym.vector:EnvPool"
 
 
 def env_folders() -> list[Path]:
-    root = builtin_envs_dir()
-    return sorted(p for p in root.iterdir() if (p / "env.toml").is_file())
+    """The shipped packages: hand-written ones, and generated ones (with spec.yaml) that passed
+    verification (`envfactory verify` left verified.json)."""
+    return sorted(p for p in builtin_envs_dir().iterdir() if registrable(p))
+
+
+def registrable(folder: Path) -> bool:
+    """An env package folder (not a generator's staging folder, '.name.xxxx'), hand-written or
+    generated and verified."""
+    return (
+        folder.name.isidentifier()
+        and (folder / "env.toml").is_file()
+        and (not (folder / "spec.yaml").is_file() or (folder / "verified.json").is_file())
+    )
 
 
 def register_envs() -> list[str]:

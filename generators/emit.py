@@ -9,7 +9,9 @@ failed generation leaves nothing behind.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import os
 import shutil
 import sqlite3
@@ -312,11 +314,31 @@ def generate_package(
                     f"[{f.stage}] {f.subject}: {f.detail}" for f in verification.failures[:10]
                 )
                 raise GenerationError(f"{spec.name}: verification failed: {failures}")
+            write_verified_marker(staging, verification.seconds)
         replace_folder(staging, out)
         return report
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+VERIFIED = "verified.json"
+"""Written into a generated package that passed verification: the registry registers generated
+packages only when it is there and its hash matches the files."""
+
+
+def package_hash(folder: Path) -> str:
+    """sha256 over every file of a package except the marker (name and bytes, sorted)."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.name != VERIFIED and not path.name.startswith("."):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def write_verified_marker(folder: Path, seconds: float) -> None:
+    marker = {"passed": True, "hash": package_hash(folder), "seconds": round(seconds, 2)}
+    (folder / VERIFIED).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
 
 
 def resynthesize_tasks(folder: Path, n: int, seed: int = 0) -> GenerateReport:
@@ -343,4 +365,5 @@ def resynthesize_tasks(folder: Path, n: int, seed: int = 0) -> GenerateReport:
     partial = folder / f".tasks.{os.getpid()}.jsonl"
     write_tasks(partial, made)
     os.replace(partial, folder / "tasks.jsonl")
+    (folder / VERIFIED).unlink(missing_ok=True)  # new tasks: verify again before registering
     return GenerateReport(package=str(folder), tasks=len(made), rejected=synthesizer.rejected)

@@ -1,0 +1,159 @@
+"""The factory: a spec compiles to the same bytes every time, atomically, into a package whose
+code is ruff clean, whose tasks pass the per-task checker and the grounding checker."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from envfactory_gym.checker import check_package
+from envfactory_gym.cli import main
+from envfactory_gym.generators.emit import GenerationError, generate_package
+from envfactory_gym.generators.graph import build_graph, producers, tool_edges
+from envfactory_gym.generators.grounding import GroundingError, check_task, check_task_set
+from envfactory_gym.generators.spec import SpecError, load_spec
+from envfactory_gym.package import EnvPackage
+from envfactory_gym.registry import registrable
+
+SHOP = Path(__file__).resolve().parent.parent / "envs" / "shop" / "spec.yaml"
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("gen") / "shop"
+    generate_package(SHOP, out, tasks=60, verify=False)
+    return out
+
+
+def test_same_spec_same_bytes(shop: Path, tmp_path: Path) -> None:
+    again = tmp_path / "shop"
+    generate_package(SHOP, again, tasks=60, verify=False)
+    names = sorted(p.name for p in shop.iterdir())
+    assert names == sorted(p.name for p in again.iterdir())
+    for name in names:
+        assert (shop / name).read_bytes() == (again / name).read_bytes(), name
+
+
+def test_package_has_every_file_and_the_spec_verbatim(shop: Path) -> None:
+    for name in ("env.toml", "schema.sql", "seed.py", "tools.py", "policy.md", "tasks.jsonl"):
+        assert (shop / name).is_file(), name
+    assert (shop / "spec.yaml").read_bytes() == SHOP.read_bytes()
+    assert (shop / "orders.csv").read_text().count("\n") > 300  # search has to matter
+
+
+def test_failed_generation_leaves_nothing(tmp_path: Path) -> None:
+    data = yaml.safe_load(SHOP.read_text())
+    for intent in data["intents"]:
+        intent["where"] = "0"  # no row fits any intent: too few tasks
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out" / "shop"
+    with pytest.raises(GenerationError, match="tasks could be synthesized"):
+        generate_package(broken, out, tasks=60, verify=False)
+    assert list((tmp_path / "out").iterdir()) == []
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(GenerationError):
+        generate_package(broken, out, tasks=60, verify=False)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["shop"]
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_generated_code_is_ruff_clean(shop: Path) -> None:
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed")
+    config = str(Path(__file__).resolve().parent.parent / "pyproject.toml")
+    files = [str(shop / "tools.py"), str(shop / "seed.py")]
+    for command in (["check"], ["format", "--check"]):
+        done = subprocess.run([ruff, *command, "--config", config, *files], capture_output=True)
+        assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+
+
+def test_generated_tasks_pass_the_checker_and_mix_kinds(shop: Path) -> None:
+    package = EnvPackage(shop)
+    report = check_package(package)
+    assert report.ok, [p.model_dump() for p in report.problems]
+    assert len(package.tasks) >= 50
+    kinds = {task.kind for task in package.tasks}
+    assert kinds == {"read", "write", "multi_write", "refusal"}
+    assert check_task_set(package.tasks) == []
+    refusals = [t for t in package.tasks if t.kind == "refusal"]
+    assert all(not t.expected_diff for t in refusals)
+
+
+def test_test_split_is_written_from_held_out_templates(shop: Path) -> None:
+    spec = load_spec(SHOP)
+    package = EnvPackage(shop)
+    train_only = [t.split(" {")[0] for i in spec.intents for t in i.templates]
+    for task in package.tasks_for("test"):
+        assert task.kind == "refusal" or not any(
+            stem and stem in task.instruction for stem in train_only if len(stem) > 12
+        ), task.instruction
+
+
+def test_grounding_rejects_tool_names_leaked_ids_and_unsourced_arguments(shop: Path) -> None:
+    package = EnvPackage(shop)
+    task = next(t for t in package.tasks if t.kind == "write" and len(t.calls) >= 3)
+    check_task(package, task)  # the real one passes
+    with pytest.raises(GroundingError, match="names a tool"):
+        check_task(package, task.model_copy(update={"instruction": task.instruction + " Use "
+                                                    f"{task.calls[-1].name} for it."}))  # fmt: skip
+    order_id = next(v for v in task.calls[-1].arguments.values() if str(v).startswith("ORD"))
+    leaked = task.instruction + f" It is order {order_id}."
+    with pytest.raises(GroundingError, match="leaks an id"):
+        check_task(package, task.model_copy(update={"instruction": leaked}))
+    email = task.calls[0].arguments["email"]
+    hidden = task.model_copy(
+        update={
+            "instruction": task.instruction.replace(email, "my usual address"),
+            "user_facts": {k: v for k, v in task.user_facts.items() if v != email},
+        }
+    )
+    with pytest.raises(GroundingError, match="ungrounded argument: find_customer.email"):
+        check_task(package, hidden)
+
+
+def test_tool_graph_links_outputs_to_inputs() -> None:
+    graph = build_graph(load_spec(SHOP))
+    assert set(producers(graph, "orders.order_id")) >= {"list_orders", "get_order"}
+    edges = tool_edges(graph)
+    assert ("find_customer", "list_orders", "customers.customer_id") in edges
+    assert ("list_orders", "cancel_order", "orders.order_id") in edges
+
+
+def test_cli_generate_graph_and_tasks(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "shop"
+    assert main(["generate", str(SHOP), "--out", str(out), "--tasks", "50", "--no-verify"]) == 0
+    assert main(["graph", str(out), "--json", str(tmp_path / "g.json")]) == 0
+    graph = json.loads((tmp_path / "g.json").read_text())
+    assert graph["summary"]["tools"] == 10
+    assert main(["tasks", str(out), "--n", "120"]) == 0
+    assert len((out / "tasks.jsonl").read_text().splitlines()) == 120
+    assert "wrote 120 tasks" in capsys.readouterr().out
+
+
+def test_unverified_generated_packages_are_not_registered(shop: Path, tmp_path: Path) -> None:
+    assert not registrable(shop)  # generated without verification
+    copy = tmp_path / "shop"
+    shutil.copytree(shop, copy)
+    (copy / "verified.json").write_text("{}")
+    assert registrable(copy)
+    assert registrable(Path(__file__).resolve().parent.parent / "envs" / "airline")
+
+
+def test_bad_spec_names_the_field(tmp_path: Path) -> None:
+    data = yaml.safe_load(SHOP.read_text())
+    data["tools"][0]["entity"] = "shoppers"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(SpecError, match="find_customer: unknown entity 'shoppers'"):
+        load_spec(path)
+    path.write_text("name: [unclosed")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(path)
