@@ -107,8 +107,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from envfactory_gym.generators.verify import format_report, verify_package
 
-    report = verify_package(Path(args.folder), timeout_s=args.timeout)
+    folder = Path(args.folder)
+    report = verify_package(folder, timeout_s=args.timeout)
     print(format_report(report))
+    if report.passed and (folder / "spec.yaml").is_file():
+        from envfactory_gym.generators.emit import write_verified_marker
+
+        write_verified_marker(folder, report.seconds)  # a generated package may now register
     if args.json:
         Path(args.json).write_text(report.model_dump_json(indent=2))
     return 0 if report.passed else 1

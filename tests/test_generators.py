@@ -157,3 +157,22 @@ def test_bad_spec_names_the_field(tmp_path: Path) -> None:
     path.write_text("name: [unclosed")
     with pytest.raises(SpecError, match="not valid YAML"):
         load_spec(path)
+
+
+def test_generate_with_verification_marks_the_package_registrable(tmp_path: Path) -> None:
+    out = tmp_path / "shop"
+    report = generate_package(SHOP, out, tasks=50, verify=True)
+    assert report.verified is True
+    assert registrable(out)
+
+
+def test_shipped_generated_packages_match_what_was_verified() -> None:
+    from envfactory_gym.generators.emit import VERIFIED, package_hash
+
+    envs = Path(__file__).resolve().parent.parent / "envs"
+    for folder in sorted(p for p in envs.iterdir() if (p / "spec.yaml").is_file()):
+        marker = json.loads((folder / VERIFIED).read_text())
+        assert marker["hash"] == package_hash(folder), (
+            f"{folder.name} changed since it was verified: run `envfactory verify envs/"
+            f"{folder.name}` (or regenerate it)"
+        )
