@@ -63,7 +63,7 @@ class Draft:
     actor: dict[str, Any]
     plan: Plan
     new: dict[str, Any]
-    context: dict[str, dict[str, Any]]
+    context: dict[str, tuple[Entity, dict[str, Any]]]
     rule: PolicyRule | None = None
 
 
@@ -215,7 +215,12 @@ class Synthesizer:
                 arg: make_value(gen, rng, {}, f"intent {intent.id}")
                 for arg, gen in intent.change.items()
             }
-            arguments = self._goal_arguments(tool, entity, target, new, fk)
+            destination = None
+            if tool.pattern == "transfer":
+                destination = self._destination(entity, target, rng)
+                if destination is None:
+                    continue
+            arguments = self._goal_arguments(tool, entity, target, new, fk, destination)
             if arguments is None:
                 continue
             broken = [r for r in rules if self.holds(entity, target, r.forbids or "", arguments)]
@@ -224,10 +229,15 @@ class Synthesizer:
             if kind != "refusal" and broken:
                 continue
             actor = self.actor_of(entity, target) or self._any_actor(rng)
-            plan = self._plan(tool, entity, target, arguments, fk, kind)
+            plan = self._plan(tool, entity, target, arguments, kind)
+            if plan is not None and destination is not None:
+                located = self.locate(entity, destination)
+                plan = None if located is None else located.then(plan)
             if plan is None:
                 continue
             context = self._context(entity, target)
+            if destination is not None:
+                context |= {"from": (entity, target), "to": (entity, destination)}
             yield Draft(
                 intent, kind, target, actor, plan, new, context, broken[0] if broken else None
             )
@@ -246,8 +256,24 @@ class Synthesizer:
         return entity, None
 
     def _goal_arguments(
-        self, tool: ToolSpec, entity: Entity, target: dict, new: dict, fk: str | None
+        self,
+        tool: ToolSpec,
+        entity: Entity,
+        target: dict,
+        new: dict,
+        fk: str | None,
+        destination: dict | None = None,
     ) -> dict | None:
+        if tool.pattern == "transfer":
+            move = tool.transfer
+            assert move is not None and destination is not None
+            if move.amount_arg not in new:
+                return None  # the intent must say how much
+            return {
+                move.from_arg: target[entity.key],
+                move.to_arg: destination[entity.key],
+                **new,
+            }
         if tool.pattern == "get":
             by = tool.by or entity.key
             return {by: target[by]}
@@ -257,7 +283,6 @@ class Synthesizer:
                 return None  # already so: the goal would be pre-satisfied
             return arguments
         if tool.pattern == "create":
-            created = self.spec.entity(tool.entity or "")
             arguments = {}
             for name in tool.fields:
                 if name == fk:
@@ -266,7 +291,6 @@ class Synthesizer:
                     arguments[name] = new[name]
                 else:
                     return None  # a field the intent does not say how to fill
-            del created
             return arguments
         return None
 
@@ -276,7 +300,6 @@ class Synthesizer:
         entity: Entity,
         target: dict,
         arguments: dict,
-        fk: str | None,
         kind: str,
     ) -> Plan | None:
         located = self.locate(entity, target)
@@ -301,9 +324,26 @@ class Synthesizer:
             )
         return located
 
-    def _context(self, entity: Entity, target: dict) -> dict[str, dict[str, Any]]:
+    def _destination(self, entity: Entity, source: dict, rng: random.Random) -> dict | None:
+        """Where a transfer goes: another row of the same owner (their savings account)."""
+        owner = self.actor_of(entity, source)
+        if owner is None:
+            return None
+        column = next(
+            (c.name for c in entity.columns if c.references == self.actor_entity.name), None
+        )
+        if column is None:
+            return None
+        candidates = self.db.rows(
+            f"SELECT * FROM {entity.name} WHERE {column} = ? AND {entity.key} != ? "
+            f"ORDER BY {entity.key}",
+            (owner[self.actor_entity.key], source[entity.key]),
+        )
+        return rng.choice(candidates) if candidates else None
+
+    def _context(self, entity: Entity, target: dict) -> dict[str, tuple[Entity, dict]]:
         """Rows a template may name: the target and its parents, by label ('order')."""
-        context: dict[str, dict[str, Any]] = {_label(entity): target}
+        context: dict[str, tuple[Entity, dict]] = {_label(entity): (entity, target)}
         frontier = [(entity, target)]
         while frontier:
             current, row = frontier.pop()
@@ -312,7 +352,7 @@ class Synthesizer:
                     parent = self.spec.entity(column.references)
                     parent_row = self.row(parent, row[column.name])
                     if parent_row is not None and _label(parent) not in context:
-                        context[_label(parent)] = parent_row
+                        context[_label(parent)] = (parent, parent_row)
                         frontier.append((parent, parent_row))
         return context
 
@@ -505,16 +545,13 @@ def render(spec: Spec, template: str, draft: Draft) -> str:
         owner, _, name = path.rpartition(".")
         if owner == "new":
             return spoken(draft.new[name], style)
-        row = draft.actor if owner == "user" else draft.context.get(owner or target_label)
-        if row is None:
+        if owner == "user":
+            entity, row = spec.entity(spec.actor.entity), draft.actor
+        elif (owner or target_label) in draft.context:
+            entity, row = draft.context[owner or target_label]
+        else:
             raise KeyError(f"intent {draft.intent.id}: no {owner!r} row for {{{path}}}")
         if name == "describe":
-            entity = next(
-                e
-                for e in spec.entities
-                if _label(e) == (owner or target_label)
-                or (owner == "user" and e.name == spec.actor.entity)
-            )
             return describe(spec, entity, row)
         return spoken(row[name], style)
 
