@@ -94,9 +94,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from envfactory_gym.generators.emit import generate_package
 
+    llm = None
+    if args.llm_url:
+        from envfactory_gym.generators.llm import LLMBackend
+
+        llm = LLMBackend(base_url=args.llm_url, model=args.llm_model)
     report = generate_package(
-        args.spec, args.out, tasks=args.tasks, verify=not args.no_verify, seed=args.seed
+        args.spec, args.out, tasks=args.tasks, verify=not args.no_verify, seed=args.seed, llm=llm
     )
+    for gap in report.llm_filled:
+        print(f"  filled by the LLM: {gap}")
     dropped = ", ".join(f"{why} {n}" for why, n in sorted(report.rejected.items())) or "none"
     verified = {True: "verified", False: "NOT verified", None: "not verified (--no-verify)"}
     print(f"wrote {report.package}: {report.tasks} tasks ({verified[report.verified]}); "
@@ -230,6 +237,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", type=int, default=60, help="tasks to synthesize (default: 60)")
     p.add_argument("--seed", type=int, default=0, help="task sampling seed (default: 0)")
     p.add_argument("--no-verify", action="store_true", help="write without verifying")
+    p.add_argument(
+        "--llm-url",
+        metavar="URL",
+        help="optional OpenAI-compatible endpoint "
+        "(e.g. http://localhost:8000/v1) to fill flagged gaps and reword instructions",
+    )
+    p.add_argument("--llm-model", default="default", help="the endpoint's model name")
     p.set_defaults(fn=cmd_generate)
     p = sub.add_parser("verify", help="verify an env package in a sandboxed subprocess")
     p.add_argument("folder", metavar="DIR")

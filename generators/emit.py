@@ -39,6 +39,10 @@ class GenerateReport(BaseModel):
     tasks: int
     rejected: dict[str, int] = Field(description="Candidate tasks dropped, by reason.")
     verified: bool | None = None
+    llm_filled: list[str] = Field(default_factory=list, description="Gaps the LLM filled.")
+    llm_rewrites_rejected: dict[str, int] = Field(
+        default_factory=dict, description="LLM rewrites that failed the checks, by reason."
+    )
 
 
 class GenerationError(RuntimeError):
@@ -271,9 +275,12 @@ def generate_package(
     tasks: int = 60,
     verify: bool = True,
     seed: int = 0,
+    llm: Any = None,
 ) -> GenerateReport:
     """Compile `spec` (a Spec or a YAML path) into the package folder `out`, with about `tasks`
-    synthesized tasks; with `verify`, only a package that passes verification is written."""
+    synthesized tasks; with `verify`, only a package that passes verification is written.
+    `llm` (a `generators.llm.LLMBackend`, optional) fills the spec's flagged gaps and rewords
+    instructions; whatever it drafts is checked like the rest."""
     from envfactory_gym.generators.grounding import check_task_set
     from envfactory_gym.generators.spec import load_spec
     from envfactory_gym.generators.synth import Synthesizer
@@ -285,6 +292,12 @@ def generate_package(
         source = Path(spec).read_text(encoding="utf-8")
         spec = load_spec(spec)
     out = Path(out)
+    filled: list[str] = []
+    if llm is not None and spec.needs_review:
+        from envfactory_gym.generators.llm import fill_gaps
+
+        spec, filled = fill_gaps(llm, spec)
+        source = None if filled else source  # the spec written is the one compiled
     files = package_files(spec)
     if source is not None:
         files["spec.yaml"] = source
@@ -295,7 +308,12 @@ def generate_package(
             (staging / name).write_text(text, encoding="utf-8")
         (staging / "tasks.jsonl").write_text("", encoding="utf-8")
         package = EnvPackage(staging)
-        synthesizer = Synthesizer(spec, package, seed=seed)
+        rewriter = None
+        if llm is not None:
+            from envfactory_gym.generators.llm import make_rewriter
+
+            rewriter = make_rewriter(llm, package)
+        synthesizer = Synthesizer(spec, package, seed=seed, rewriter=rewriter)
         made = synthesizer.synthesize(tasks)
         problems = check_task_set(made)
         if len(made) < tasks * 0.9:
@@ -303,7 +321,11 @@ def generate_package(
         if problems:
             raise GenerationError(f"{spec.name}: " + "; ".join(problems))
         write_tasks(staging / "tasks.jsonl", made)
-        report = GenerateReport(package=str(out), tasks=len(made), rejected=synthesizer.rejected)
+        report = GenerateReport(
+            package=str(out), tasks=len(made), rejected=synthesizer.rejected, llm_filled=filled
+        )
+        if rewriter is not None:
+            report.llm_rewrites_rejected = dict(rewriter.rejected)
         if verify:
             from envfactory_gym.generators.verify import verify_package
 

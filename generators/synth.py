@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,7 +70,16 @@ class Draft:
 class Synthesizer:
     """Synthesizes tasks for one spec over its compiled package."""
 
-    def __init__(self, spec: Spec, package: EnvPackage, seed: int = 0) -> None:
+    def __init__(
+        self,
+        spec: Spec,
+        package: EnvPackage,
+        seed: int = 0,
+        rewriter: Callable[[Task, list[Any], list[str]], Task | None] | None = None,
+    ) -> None:
+        """`rewriter` (optional, e.g. `generators.llm.make_rewriter`) may reword each finished
+        task's instruction; it returns the task with a checked new instruction, or None to
+        keep the template's."""
         self.spec = spec
         self.package = package
         self.graph: nx.DiGraph = build_graph(spec)
@@ -79,6 +88,7 @@ class Synthesizer:
         self.actor_entity = spec.entity(spec.actor.entity)
         self.rejected: dict[str, int] = {}
         self.keys = key_values(package)
+        self.rewriter = rewriter
 
     # ----- reading the start state ---------------------------------------------------------
     def row(self, entity: Entity, key: Any) -> dict[str, Any] | None:
@@ -422,6 +432,8 @@ class Synthesizer:
             check_task(self.package, task, result.results, described, self.keys)
         except GroundingError as exc:
             return self._reject(str(exc).split(":")[0])
+        if self.rewriter is not None:
+            task = self.rewriter(task, result.results, described) or task
         return task
 
     def _reject(self, why: str) -> None:
