@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from envfactory_gym.database import user_tables
-from envfactory_gym.reward import fold, mentions, number_value
+from envfactory_gym.reward import RewardConfig, close, fold, mentions, number_value
 
 MAX_ENUM_VALUES = 8
 """A column with at most this many distinct values is enum-like: its values compete."""
@@ -107,11 +107,16 @@ def _same(value: Any, output: str) -> bool:
     return a == b if a is not None and b is not None else fold(text) == fold(output)
 
 
+NUMBER_TOLERANCE = RewardConfig.model_fields["number_tolerance"].default
+"""Numbers this close to an answer count as stating it, so they cannot be distractors."""
+
+
 def _overlaps(text: str, output: str) -> bool:
-    """Equal as numbers, or one text contained in the other (so the answer never trips it)."""
+    """Equal as numbers (within the reward's tolerance), or one text contained in the other, so
+    that stating the answer never trips a distractor."""
     a, b = number_value(text), number_value(output)
     if a is not None or b is not None:
-        return a == b
+        return a is not None and b is not None and close(a, b, NUMBER_TOLERANCE)
     x, y = fold(text), fold(output)
     return not x or x in y or y in x
 

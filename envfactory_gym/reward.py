@@ -160,7 +160,7 @@ def stated_distractors(distractors: list[str], text: str, tolerance: float) -> l
         if target is not None:
             if numbers is None:
                 numbers = stated_numbers(text)
-            hit = any(_close(n, target, tolerance) for n in numbers)
+            hit = any(close(n, target, tolerance) for n in numbers)
         else:
             hit = mentions(folded, distractor)
         if hit:
@@ -227,14 +227,14 @@ def outputs_stated(
     numbers = stated_numbers(text) if any(t is not None for t in targets) else []
     if max_numbers is not None:
         extra = {
-            n for n in numbers if not any(_close(n, t, tolerance) for t in targets if t is not None)
+            n for n in numbers if not any(close(n, t, tolerance) for t in targets if t is not None)
         }
         if len(extra) > max_numbers:
             numbers = []
     found = 0
     for want, target in zip(required, targets, strict=True):
         if target is not None:
-            found += any(_close(n, target, tolerance) for n in numbers)
+            found += any(close(n, target, tolerance) for n in numbers)
         else:
             found += fold(want) in folded
     return found / len(required)
@@ -248,7 +248,8 @@ def number_value(text: str) -> float | None:
     return float(text.replace(",", ""))
 
 
-def _close(value: float, target: float, tolerance: float) -> bool:
+def close(value: float, target: float, tolerance: float) -> bool:
+    """Whether two numbers are equal within the relative tolerance."""
     return abs(value - target) <= tolerance * max(1.0, abs(target))
 
 

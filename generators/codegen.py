@@ -92,7 +92,8 @@ def docstring(indent: int, summary: str, args: list[tuple[str, str]]) -> list[st
 
 
 def camel(name: str) -> str:
-    return "".join(part.capitalize() for part in name.split("_"))
+    """'bill payment' or 'bill_payment' -> 'BillPayment'."""
+    return "".join(part.capitalize() for part in re.split(r"[_\s]+", name))
 
 
 class ToolsModule:

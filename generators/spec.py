@@ -324,7 +324,7 @@ def _problems(spec: Spec) -> Any:
                 yield f"{entity.name}.{column.name}: seed ref to unknown entity"
         if entity.per and entity.per.column not in columns:
             yield f"entity {entity.name}: per.column {entity.per.column!r} is not a column"
-        for name in re.findall(r"\{(\w+)", entity.describe):
+        for name in re.findall(r"\{([a-z_][a-z0-9_]*)", entity.describe):
             if name not in columns:
                 yield f"entity {entity.name}: describe names unknown column {name!r}"
     names = [t.name for t in spec.tools]

@@ -25,6 +25,7 @@ from envfactory_gym.generators.seeding import make_value
 from envfactory_gym.generators.spec import Entity, Intent, PolicyRule, Spec, ToolSpec
 from envfactory_gym.package import EnvPackage
 from envfactory_gym.replay import replay
+from envfactory_gym.reward import number_value
 from envfactory_gym.tasks import Task, ToolCall
 
 MAX_DEPTH = 3
@@ -35,7 +36,7 @@ GREETINGS = (
     "Hi there, {name} here, {known}.",
     "Good morning. I'm {name}, {known}.",
 )
-PLACEHOLDER = re.compile(r"\{([a-z_]+(?:\.[a-z_]+)?)(?:\|(\w+))?\}")
+PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?)(?:\|(\w+))?\}")
 
 
 @dataclass
@@ -65,6 +66,8 @@ class Draft:
     new: dict[str, Any]
     context: dict[str, tuple[Entity, dict[str, Any]]]
     rule: PolicyRule | None = None
+    goal: ToolCall | None = None
+    """A refusal's forbidden call: the tool itself must allow it (only the policy forbids)."""
 
 
 class Synthesizer:
@@ -225,12 +228,11 @@ class Synthesizer:
                 arg: make_value(gen, rng, {}, f"intent {intent.id}")
                 for arg, gen in intent.change.items()
             }
-            destination = None
-            if tool.pattern == "transfer":
-                destination = self._destination(entity, target, rng)
-                if destination is None:
-                    continue
-            arguments = self._goal_arguments(tool, entity, target, new, fk, destination)
+            actor = self.actor_of(entity, target) or self._any_actor(rng)
+            others = self._other_rows(tool, entity, target, actor, set(new), fk, rng)
+            if others is None:
+                continue
+            arguments = self._goal_arguments(tool, entity, target, new, fk, others)
             if arguments is None:
                 continue
             broken = [r for r in rules if self.holds(entity, target, r.forbids or "", arguments)]
@@ -238,19 +240,20 @@ class Synthesizer:
                 continue
             if kind != "refusal" and broken:
                 continue
-            actor = self.actor_of(entity, target) or self._any_actor(rng)
             plan = self._plan(tool, entity, target, arguments, kind)
-            if plan is not None and destination is not None:
-                located = self.locate(entity, destination)
-                plan = None if located is None else located.then(plan)
+            for other_entity, other_row in others.values():
+                located = None if plan is None else self.locate(other_entity, other_row)
+                plan = None if located is None or plan is None else located.then(plan)
             if plan is None:
                 continue
             context = self._context(entity, target)
-            if destination is not None:
-                context |= {"from": (entity, target), "to": (entity, destination)}
-            yield Draft(
-                intent, kind, target, actor, plan, new, context, broken[0] if broken else None
-            )
+            if tool.pattern == "transfer":
+                context |= {"from": (entity, target), "to": next(iter(others.values()))}
+            else:
+                context |= {_label(e): (e, row) for e, row in others.values()}
+            rule = broken[0] if broken else None
+            goal = ToolCall(name=tool.name, arguments=arguments) if rule else None
+            yield Draft(intent, kind, target, actor, plan, new, context, rule, goal)
 
     def _target_entity(self, tool: ToolSpec) -> tuple[Entity, str | None]:
         """The entity whose rows a goal is about, and for a create tool its anchor argument."""
@@ -272,18 +275,16 @@ class Synthesizer:
         target: dict,
         new: dict,
         fk: str | None,
-        destination: dict | None = None,
+        others: dict[str, tuple[Entity, dict]],
     ) -> dict | None:
+        """The goal call's arguments: keys of the target and the other rows, new values."""
+        keys = {name: row[e.key] for name, (e, row) in others.items()}
         if tool.pattern == "transfer":
             move = tool.transfer
-            assert move is not None and destination is not None
+            assert move is not None
             if move.amount_arg not in new:
                 return None  # the intent must say how much
-            return {
-                move.from_arg: target[entity.key],
-                move.to_arg: destination[entity.key],
-                **new,
-            }
+            return {move.from_arg: target[entity.key], **keys, **new}
         if tool.pattern == "get":
             by = tool.by or entity.key
             return {by: target[by]}
@@ -297,6 +298,8 @@ class Synthesizer:
             for name in tool.fields:
                 if name == fk:
                     arguments[name] = target[entity.key]
+                elif name in keys:
+                    arguments[name] = keys[name]
                 elif name in new:
                     arguments[name] = new[name]
                 else:
@@ -334,20 +337,51 @@ class Synthesizer:
             )
         return located
 
-    def _destination(self, entity: Entity, source: dict, rng: random.Random) -> dict | None:
-        """Where a transfer goes: another row of the same owner (their savings account)."""
-        owner = self.actor_of(entity, source)
-        if owner is None:
-            return None
+    def _other_rows(
+        self,
+        tool: ToolSpec,
+        entity: Entity,
+        target: dict,
+        actor: dict,
+        given: set[str],
+        fk: str | None,
+        rng: random.Random,
+    ) -> dict[str, tuple[Entity, dict]] | None:
+        """Rows besides the target that the goal names, by argument: a transfer's destination
+        (another row of the same owner), a create tool's other foreign keys (a row of the
+        user's own, else any row: the product a review is for). None if one cannot be found."""
+        wanted: dict[str, Entity] = {}
+        if tool.pattern == "transfer":
+            assert tool.transfer is not None
+            wanted[tool.transfer.to_arg] = entity
+        elif tool.pattern == "create":
+            created = self.spec.entity(tool.entity or "")
+            for name in tool.fields:
+                target_name = created.column(name).references
+                if target_name and name != fk and name not in given:
+                    wanted[name] = self.spec.entity(target_name)
+        found: dict[str, tuple[Entity, dict]] = {}
+        for name, other in wanted.items():
+            row = self._owned_row(other, actor, target, rng)
+            if row is None:
+                return None
+            found[name] = (other, row)
+        return found
+
+    def _owned_row(
+        self, entity: Entity, actor: dict, exclude: dict, rng: random.Random
+    ) -> dict | None:
+        """A row of `entity` the actor owns (other than `exclude`), or any row if the entity
+        has no owner."""
         column = next(
             (c.name for c in entity.columns if c.references == self.actor_entity.name), None
         )
-        if column is None:
-            return None
+        where, params = f"{entity.key} != ?", [exclude.get(entity.key)]
+        if column is not None:
+            where += f" AND {column} = ?"
+            params.append(actor[self.actor_entity.key])
         candidates = self.db.rows(
-            f"SELECT * FROM {entity.name} WHERE {column} = ? AND {entity.key} != ? "
-            f"ORDER BY {entity.key}",
-            (owner[self.actor_entity.key], source[entity.key]),
+            f"SELECT * FROM {entity.name} WHERE {where} ORDER BY {entity.key}", params
         )
         return rng.choice(candidates) if candidates else None
 
@@ -383,9 +417,7 @@ class Synthesizer:
         for draft, template in zip(drafts, templates, strict=True):
             requests.append(render(self.spec, template, draft))
             facts.update(draft.plan.facts)
-        text = requests[0]
-        for more in requests[1:]:
-            text += " Also, " + more[0].lower() + more[1:]
+        text = " One more thing: ".join(requests)
         return f"{greeting} {text}", facts
 
     def to_task(
@@ -403,6 +435,12 @@ class Synthesizer:
             result = replay(self.package, plan.calls)
         except Exception:  # noqa: BLE001 - a chain that errors is discarded
             return self._reject("does not replay")
+        for draft in drafts:
+            if draft.goal is not None:
+                try:
+                    replay(self.package, [*plan.calls, draft.goal])
+                except Exception:  # noqa: BLE001 - the tool refuses too: not a policy refusal
+                    return self._reject("the tool itself refuses")
         if kind in ("write", "multi_write") and not result.diff:
             return self._reject("pre-satisfied")
         outputs = []
@@ -412,8 +450,7 @@ class Synthesizer:
                 outputs += [str(final[column]) for column in draft.intent.ask]
         said = " ".join([instruction, *facts.values()])
         distractors = find_distractors(outputs, result.results, self.package.template, said)
-        seen = {str(value) for _, value in leaves(result.results)}
-        if outputs and not seen & set(distractors):
+        if outputs and not _among(distractors, result.results):
             return self._reject("answer not discriminated")
         task = Task(
             id=task_id,
@@ -508,12 +545,23 @@ class Synthesizer:
                     continue
                 actor_key = draft.actor[self.actor_entity.key]
                 waiting = partners.setdefault(actor_key, [])
-                other = next((d for d in waiting if d.intent.id != intent_id), None)
+                other = next(
+                    (d for d in waiting if d.intent.id != intent_id and d.target != draft.target),
+                    None,
+                )
                 if other is None:
                     waiting.append(draft)
                     continue
                 waiting.remove(other)
                 yield [other, draft], f"{self.spec.name}-{other.intent.id}+{intent_id}-{number:03d}"
+
+
+def _among(distractors: list[str], results: list[Any]) -> bool:
+    """Whether some distractor is a value the tool outputs hold (so listing every value seen
+    states a wrong answer); numbers compare by value (5000.0 is 5000)."""
+    seen = {str(value) for _, value in leaves(results)}
+    numbers = {float(v) for _, v in leaves(results) if isinstance(v, int | float)}
+    return any(d in seen or number_value(d) in numbers for d in distractors)
 
 
 def _subsets(options: list, size: int) -> Iterator[list]:
