@@ -16,6 +16,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 IDENTIFIER = r"^[a-z][a-z0-9_]*$"
+PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?)(?:\|(\w+))?\}")
+"""A template's `{column}`, `{label.column}` or `{new.argument}`, with an optional `|format`."""
+STYLES = ("date", "time", "datetime", "money", "words")
 ColumnType = Literal["text", "integer", "real", "boolean", "date", "datetime"]
 Pattern = Literal["get", "list", "create", "update", "delete", "transition", "transfer", "custom"]
 ValueKind = Literal[
@@ -359,6 +362,18 @@ def _problems(spec: Spec) -> Any:
     for intent in spec.intents:
         if intent.tool not in tools:
             yield f"intent {intent.id}: unknown tool {intent.tool!r}"
+        for template in [*intent.templates, *intent.held_out]:
+            for braces in re.findall(r"\{[^{}]*\}", template):
+                match = PLACEHOLDER.fullmatch(braces)
+                if match is None or (match.group(2) and match.group(2) not in STYLES):
+                    yield (
+                        f"intent {intent.id}: {braces} is not a placeholder "
+                        f"('{{column}}', '{{label.column}}' or '{{new.argument}}', optionally "
+                        f"'|' one of {', '.join(STYLES)})"
+                    )
+        for name in re.findall(r"\{new\.(\w+)", " ".join(intent.templates + intent.held_out)):
+            if name not in intent.change:
+                yield f"intent {intent.id}: {{new.{name}}} has no generator in `change`"
     if spec.actor.entity not in entities:
         yield f"actor: unknown entity {spec.actor.entity!r}"
 

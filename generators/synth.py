@@ -22,7 +22,7 @@ from envfactory_gym.distractors import find_distractors, leaves
 from envfactory_gym.generators.graph import build_graph, producers, value_type
 from envfactory_gym.generators.grounding import GroundingError, check_task, key_values, spoken
 from envfactory_gym.generators.seeding import make_value
-from envfactory_gym.generators.spec import Entity, Intent, PolicyRule, Spec, ToolSpec
+from envfactory_gym.generators.spec import PLACEHOLDER, Entity, Intent, PolicyRule, Spec, ToolSpec
 from envfactory_gym.package import EnvPackage
 from envfactory_gym.replay import replay
 from envfactory_gym.reward import number_value
@@ -36,7 +36,6 @@ GREETINGS = (
     "Hi there, {name} here, {known}.",
     "Good morning. I'm {name}, {known}.",
 )
-PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)?)(?:\|(\w+))?\}")
 
 
 @dataclass

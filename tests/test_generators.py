@@ -176,3 +176,14 @@ def test_shipped_generated_packages_match_what_was_verified() -> None:
             f"{folder.name} changed since it was verified: run `envfactory verify envs/"
             f"{folder.name}` (or regenerate it)"
         )
+
+
+def test_a_template_placeholder_that_cannot_be_filled_is_a_spec_error(tmp_path: Path) -> None:
+    data = yaml.safe_load(SHOP.read_text())
+    data["intents"][0]["templates"].append("Is {describe|shouting} here yet?")
+    data["intents"][1]["templates"].append("Send it to {new.address}.")
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(SpecError, match=r"\{describe\|shouting\} is not a placeholder") as caught:
+        load_spec(path)
+    assert "{new.address} has no generator" in str(caught.value)
