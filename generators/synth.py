@@ -30,6 +30,7 @@ from envfactory_gym.tasks import Task, ToolCall
 
 MAX_DEPTH = 3
 KIND_SHARES = {"read": 0.35, "write": 0.3, "multi_write": 0.15, "refusal": 0.2}
+PERSON_NAMES = ("name", "full_name", "first_name", "display_name")
 GREETINGS = (
     "Hi, this is {name} ({known}).",
     "Hello! My name is {name}; my account is under {known}.",
@@ -400,18 +401,33 @@ class Synthesizer:
         return context
 
     # ----- from draft to task ------------------------------------------------------------------
+    def greeting(self, actor: dict, rng: random.Random) -> str:
+        """How the user introduces themselves: name and email for a person; for an actor that
+        is not a person (the notebook of a notes app), which one the request is about."""
+        knows = self.spec.actor.knows
+        person = any(k in PERSON_NAMES for k in knows) and any(
+            "email" in k or "phone" in k for k in knows
+        )
+        if person:
+            name = next(k for k in knows if k in PERSON_NAMES)
+            known = next(k for k in knows if k != name)
+            return rng.choice(GREETINGS).format(name=actor[name], known=actor[known])
+        if any("email" in k or "phone" in k or k == "username" for k in knows):
+            return (
+                "Hi, my "
+                + " and my ".join(f"{k.replace('_', ' ')} is {actor[k]}" for k in knows)
+                + "."
+            )
+        values = ", ".join(f'"{actor[k]}"' for k in knows)
+        return f"Hi. This is about my {self.actor_entity.label} {values}."
+
     def instruction(
         self, drafts: list[Draft], templates: list[str], rng: random.Random
     ) -> tuple[str, dict[str, str]]:
         actor = drafts[0].actor
         knows = self.spec.actor.knows
         facts = {name: str(actor[name]) for name in knows}
-        name_column = next((k for k in knows if "name" in k), None)
-        known = next((k for k in knows if k != name_column), knows[0])
-        if name_column:
-            greeting = rng.choice(GREETINGS).format(name=actor[name_column], known=actor[known])
-        else:
-            greeting = f"Hi, my {known.replace('_', ' ')} is {actor[known]}."
+        greeting = self.greeting(actor, rng)
         requests = []
         for draft, template in zip(drafts, templates, strict=True):
             requests.append(render(self.spec, template, draft))
