@@ -187,3 +187,15 @@ def test_a_template_placeholder_that_cannot_be_filled_is_a_spec_error(tmp_path: 
     with pytest.raises(SpecError, match=r"\{describe\|shouting\} is not a placeholder") as caught:
         load_spec(path)
     assert "{new.address} has no generator" in str(caught.value)
+
+
+def test_cli_import_then_generate_unattended(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    fixture = Path(__file__).resolve().parent / "fixtures" / "importers" / "payments_mcp.json"
+    spec = tmp_path / "payments.yaml"
+    assert main(["import", "mcp", str(fixture), "--out", str(spec)]) == 0
+    printed = capsys.readouterr().out
+    assert "needs review:" in printed
+    assert spec.read_text().startswith("#")  # the review list heads the file
+    out = tmp_path / "payments"
+    assert main(["generate", str(spec), "--out", str(out), "--tasks", "50"]) == 0
+    assert registrable(out)
