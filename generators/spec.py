@@ -244,7 +244,8 @@ class Intent(_Model):
     a write intent's new values come from `change` (argument -> generator). Templates name the
     target row's columns as `{column}`, its parents' as `{parent.column}`, the user's as
     `{user.column}` and new values as `{new.argument}`; `|date`, `|time`, `|datetime`,
-    `|money` format a value as people say it. `held_out` templates are used only for the test
+    `|money` format a value as people say it. `change` generators run in order, so an `after`
+    may follow a new start (`column: start`). `held_out` templates are used only for the test
     split, so that generalization to new wordings can be measured.
     """
 

@@ -224,10 +224,9 @@ class Synthesizer:
         entity, fk = self._target_entity(tool)
         rules = [r for r in self.spec.policy if r.tool == tool.name and r.forbids]
         for target in self.rows(entity, intent.where, rng):
-            new = {
-                arg: make_value(gen, rng, {}, f"intent {intent.id}")
-                for arg, gen in intent.change.items()
-            }
+            new: dict[str, Any] = {}
+            for arg, gen in intent.change.items():  # in order: `after` may follow a new start
+                new[arg] = make_value(gen, rng, new, f"intent {intent.id}")
             actor = self.actor_of(entity, target) or self._any_actor(rng)
             others = self._other_rows(tool, entity, target, actor, set(new), fk, rng)
             if others is None:
