@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 
@@ -100,8 +101,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
         llm = LLMBackend(base_url=args.llm_url, model=args.llm_model)
     report = generate_package(
-        args.spec, args.out, tasks=args.tasks, verify=not args.no_verify, seed=args.seed, llm=llm
-    )
+        args.spec, args.out, tasks=args.tasks, verify=not args.no_verify, seed=args.seed,
+        llm=llm, config=_synthesis_config(args),
+    )  # fmt: skip
     for gap in report.llm_filled:
         print(f"  filled by the LLM: {gap}")
     dropped = ", ".join(f"{why} {n}" for why, n in sorted(report.rejected.items())) or "none"
@@ -148,7 +150,9 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def cmd_tasks(args: argparse.Namespace) -> int:
     from envfactory_gym.generators.emit import resynthesize_tasks
 
-    report = resynthesize_tasks(Path(args.folder), args.n, seed=args.seed)
+    report = resynthesize_tasks(
+        Path(args.folder), args.n, seed=args.seed, config=_synthesis_config(args)
+    )
     dropped = ", ".join(f"{why} {n}" for why, n in sorted(report.rejected.items())) or "none"
     print(f"wrote {report.tasks} tasks to {report.package}; candidates dropped: {dropped}")
     if report.tasks < args.n:
@@ -168,6 +172,24 @@ def cmd_import(args: argparse.Namespace) -> int:
     for line in result.review:
         print(f"  needs review: {line}")
     return 0
+
+
+def _synthesis_config(args: argparse.Namespace) -> Any:
+    from envfactory_gym.generators.synth import SynthesisConfig
+
+    knobs = {"max_calls": args.max_calls, "max_depth": args.max_depth}
+    if args.mix:
+        knobs["mix"] = SynthesisConfig.parse_mix(args.mix)
+    return SynthesisConfig.model_validate(knobs)
+
+
+def _add_synthesis_knobs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mix", metavar="KIND=SHARE,...", help="task kinds and their shares, e.g. "
+                   "read=0.5,write=0.3,refusal=0.2 (default: read=0.35,write=0.3,"
+                   "multi_write=0.15,refusal=0.2)")  # fmt: skip
+    p.add_argument("--max-calls", type=int, default=8, help="longest ground truth kept (8)")
+    p.add_argument("--max-depth", type=int, default=3,
+                   help="producer steps the graph walk may take back from a goal (3)")  # fmt: skip
 
 
 def _spec_path(folder: str) -> Path:
@@ -244,6 +266,7 @@ def parser() -> argparse.ArgumentParser:
         "(e.g. http://localhost:8000/v1) to fill flagged gaps and reword instructions",
     )
     p.add_argument("--llm-model", default="default", help="the endpoint's model name")
+    _add_synthesis_knobs(p)
     p.set_defaults(fn=cmd_generate)
     p = sub.add_parser("verify", help="verify an env package in a sandboxed subprocess")
     p.add_argument("folder", metavar="DIR")
@@ -259,6 +282,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("folder", metavar="DIR")
     p.add_argument("--n", type=int, default=200, help="how many (default: 200)")
     p.add_argument("--seed", type=int, default=0)
+    _add_synthesis_knobs(p)
     p.set_defaults(fn=cmd_tasks)
     p = sub.add_parser("import", help="a spec from MCP tool metadata or an OpenAPI document")
     p.add_argument("format", choices=["mcp", "openapi"])

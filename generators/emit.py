@@ -276,11 +276,13 @@ def generate_package(
     verify: bool = True,
     seed: int = 0,
     llm: Any = None,
+    config: Any = None,
 ) -> GenerateReport:
     """Compile `spec` (a Spec or a YAML path) into the package folder `out`, with about `tasks`
     synthesized tasks; with `verify`, only a package that passes verification is written.
     `llm` (a `generators.llm.LLMBackend`, optional) fills the spec's flagged gaps and rewords
-    instructions; whatever it drafts is checked like the rest."""
+    instructions; whatever it drafts is checked like the rest. `config` is a
+    `synth.SynthesisConfig` (the mix of task kinds, chain length)."""
     from envfactory_gym.generators.grounding import check_task_set
     from envfactory_gym.generators.spec import load_spec
     from envfactory_gym.generators.synth import Synthesizer
@@ -313,7 +315,7 @@ def generate_package(
             from envfactory_gym.generators.llm import make_rewriter
 
             rewriter = make_rewriter(llm, package)
-        synthesizer = Synthesizer(spec, package, seed=seed, rewriter=rewriter)
+        synthesizer = Synthesizer(spec, package, seed=seed, rewriter=rewriter, config=config)
         made = synthesizer.synthesize(tasks)
         problems = check_task_set(made)
         if len(made) < tasks * 0.9:
@@ -363,7 +365,7 @@ def write_verified_marker(folder: Path, seconds: float) -> None:
     (folder / VERIFIED).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
 
 
-def resynthesize_tasks(folder: Path, n: int, seed: int = 0) -> GenerateReport:
+def resynthesize_tasks(folder: Path, n: int, seed: int = 0, config: Any = None) -> GenerateReport:
     """Replace a generated package's tasks.jsonl with about `n` newly synthesized tasks (from
     its spec.yaml), written atomically."""
     from envfactory_gym.generators.grounding import check_task_set
@@ -379,7 +381,7 @@ def resynthesize_tasks(folder: Path, n: int, seed: int = 0) -> GenerateReport:
             "intents (hand-written packages have their own task builders)"
         )
     spec = load_spec(spec_path)
-    synthesizer = Synthesizer(spec, EnvPackage(folder), seed=seed)
+    synthesizer = Synthesizer(spec, EnvPackage(folder), seed=seed, config=config)
     made = synthesizer.synthesize(n)
     problems = check_task_set(made)
     if problems:

@@ -13,9 +13,10 @@ import random
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import networkx as nx
+from pydantic import BaseModel, ConfigDict, Field
 
 from envfactory_gym.database import Database
 from envfactory_gym.distractors import find_distractors, leaves
@@ -28,8 +29,39 @@ from envfactory_gym.replay import replay
 from envfactory_gym.reward import number_value
 from envfactory_gym.tasks import Task, ToolCall
 
-MAX_DEPTH = 3
 KIND_SHARES = {"read": 0.35, "write": 0.3, "multi_write": 0.15, "refusal": 0.2}
+
+
+class SynthesisConfig(BaseModel):
+    """The knobs of task synthesis."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mix: dict[Literal["read", "write", "multi_write", "refusal"], float] = Field(
+        default_factory=lambda: dict(KIND_SHARES),
+        description="Share of each task kind (normalized; a kind the spec cannot make is "
+        "left out, e.g. refusal without machine-checkable rules).",
+    )
+    max_calls: int = Field(8, ge=1, description="Longest ground truth kept (calls per task).")
+    max_depth: int = Field(
+        3, ge=0, description="How many producer steps the graph walk may take back from a goal."
+    )
+    test_every: int = Field(
+        4, ge=2, description="Every n-th task of a kind goes to the test split."
+    )
+
+    @classmethod
+    def parse_mix(cls, text: str) -> dict[str, float]:
+        """'read=0.5,write=0.5' -> {'read': 0.5, 'write': 0.5} (for the command line)."""
+        try:
+            pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+            return {kind.strip(): float(share) for kind, share in pairs}
+        except ValueError:
+            raise ValueError(
+                f"--mix {text!r}: expected kind=share pairs, e.g. read=0.5,write=0.5"
+            ) from None
+
+
 PERSON_NAMES = ("name", "full_name", "first_name", "display_name")
 GREETINGS = (
     "Hi, this is {name} ({known}).",
@@ -79,6 +111,7 @@ class Synthesizer:
         package: EnvPackage,
         seed: int = 0,
         rewriter: Callable[[Task, list[Any], list[str]], Task | None] | None = None,
+        config: SynthesisConfig | None = None,
     ) -> None:
         """`rewriter` (optional, e.g. `generators.llm.make_rewriter`) may reword each finished
         task's instruction; it returns the task with a checked new instruction, or None to
@@ -92,6 +125,7 @@ class Synthesizer:
         self.rejected: dict[str, int] = {}
         self.keys = key_values(package)
         self.rewriter = rewriter
+        self.config = config or SynthesisConfig()
 
     # ----- reading the start state ---------------------------------------------------------
     def row(self, entity: Entity, key: Any) -> dict[str, Any] | None:
@@ -118,7 +152,7 @@ class Synthesizer:
         """The actor row a row belongs to, following foreign keys."""
         if entity.name == self.actor_entity.name:
             return row
-        if depth > MAX_DEPTH:
+        if depth > self.config.max_depth:
             return None
         for column in entity.columns:
             if column.references and row.get(column.name) is not None:
@@ -145,7 +179,7 @@ class Synthesizer:
         key = row[entity.key]
         if entity.user_knows_key:
             return Plan(facts={f"{entity.label} number": str(key)})
-        if depth > MAX_DEPTH:
+        if depth > self.config.max_depth:
             return None
         for name in producers(self.graph, value_type(self.spec, entity, entity.key)):
             tool = self.spec.tool(name)
@@ -445,6 +479,8 @@ class Synthesizer:
         for draft in drafts:
             plan = plan.then(draft.plan)
         kind = drafts[0].kind if len(drafts) == 1 else "multi_write"
+        if len(plan.calls) > self.config.max_calls:
+            return self._reject("chain too long")
         try:
             result = replay(self.package, plan.calls)
         except Exception:  # noqa: BLE001 - a chain that errors is discarded
@@ -493,8 +529,8 @@ class Synthesizer:
 
     # ----- the whole set -------------------------------------------------------------------------
     def synthesize(self, n: int) -> list[Task]:
-        """About `n` tasks, mixing the kinds by `KIND_SHARES`, a quarter in the test split
-        (written only from held-out templates)."""
+        """About `n` tasks, mixing the kinds by `config.mix`, every `config.test_every`-th of a
+        kind in the test split (written only from held-out templates)."""
         tasks: list[Task] = []
         seen: set[str] = set()
         quotas = self._quotas(n)
@@ -504,7 +540,8 @@ class Synthesizer:
                 if made >= quota:
                     break
                 rng = random.Random(f"{self.seed}:{task_id}")
-                split = "test" if made % 4 == 3 else "train"
+                every = self.config.test_every
+                split = "test" if made % every == every - 1 else "train"
                 task = self.to_task(drafts, task_id, split, rng)
                 if task is None:
                     continue
@@ -520,13 +557,15 @@ class Synthesizer:
 
     def _quotas(self, n: int) -> dict[str, int]:
         writes = [i for i in self.spec.intents if i.kind == "write"]
-        shares = dict(KIND_SHARES)
+        shares = {kind: share for kind, share in self.config.mix.items() if share > 0}
         if not any(r.tool in {i.tool for i in writes} and r.forbids for r in self.spec.policy):
-            shares.pop("refusal")
+            shares.pop("refusal", None)
         if len(writes) < 2:
-            shares.pop("multi_write")
+            shares.pop("multi_write", None)
         if not writes:
             shares.pop("write", None)
+        if not shares:
+            raise ValueError(f"{self.spec.name}: the mix {self.config.mix} leaves no kind to make")
         total = sum(shares.values())
         quotas = {kind: round(n * share / total) for kind, share in shares.items()}
         first = next(iter(quotas))

@@ -199,3 +199,16 @@ def test_cli_import_then_generate_unattended(tmp_path: Path, capsys: pytest.Capt
     out = tmp_path / "payments"
     assert main(["generate", str(spec), "--out", str(out), "--tasks", "50"]) == 0
     assert registrable(out)
+
+
+def test_synthesis_knobs_set_the_mix_and_the_chain_length(shop: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "shop"
+    shutil.copytree(shop, copy)
+    assert main(["tasks", str(copy), "--n", "40", "--mix", "read=1", "--max-calls", "3"]) == 0
+    tasks = EnvPackage(copy).tasks
+    assert {task.kind for task in tasks} == {"read"}
+    assert max(len(task.calls) for task in tasks) <= 3
+    assert main(["tasks", str(copy), "--n", "40", "--mix", "refusal=1,write=1"]) == 0
+    kinds = {task.kind for task in EnvPackage(copy).tasks}
+    assert kinds == {"refusal", "write"}
+    assert main(["tasks", str(copy), "--mix", "read"]) == 2  # a share is missing: clear error

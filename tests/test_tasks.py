@@ -5,9 +5,9 @@ import re
 from pathlib import Path
 
 import pytest
-from envfactory_gym.agents import OracleAgent, RandomAgent
 
 import envfactory_gym
+from envfactory_gym.agents import OracleAgent, RandomAgent
 from envfactory_gym.evaluation import evaluate, run_episode
 from envfactory_gym.replay import replay
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from envfactory_gym.training import config as cfg
 
 REPO = Path(__file__).resolve().parents[1]

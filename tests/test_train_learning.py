@@ -33,10 +33,11 @@ def run_train(args: list) -> object:
 
 def greedy_success(model_dir: Path) -> tuple[float, float]:
     """(success rate, mean reward) of greedy episodes, one per task."""
+    from transformers import AutoModelForCausalLM
+
     from envfactory_gym.training.common import load_tokenizer
     from envfactory_gym.training.generation import hf_generate_fn
     from envfactory_gym.training.rollout import RolloutRunner
-    from transformers import AutoModelForCausalLM
 
     tokenizer = load_tokenizer(str(model_dir))
     model = AutoModelForCausalLM.from_pretrained(model_dir)

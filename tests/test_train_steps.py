@@ -123,10 +123,11 @@ def tiny_model(tmp_path_factory) -> Path:
 def warm_model(tiny_model, tmp_path_factory) -> Path:
     """The tiny model behaviour-cloned on the oracle's episode of TASK (our rollout token stream,
     loss on the policy mask), so that RL steps see rewards that differ within a group."""
+    from transformers import AutoModelForCausalLM
+
     from envfactory_gym.agents import OracleAgent
     from envfactory_gym.training.common import load_tokenizer
     from envfactory_gym.training.rollout import RolloutRunner
-    from transformers import AutoModelForCausalLM
 
     tokenizer = load_tokenizer(str(tiny_model))
     env = gym.make(AIRLINE)

@@ -13,6 +13,8 @@ pytest.importorskip("torch")
 pytest.importorskip("trl")
 
 import gymnasium as gym  # noqa: E402
+
+import envfactory_gym  # noqa: E402,F401
 from envfactory_gym.training.data import (  # noqa: E402
     Curriculum,
     PromptIndex,
@@ -28,8 +30,6 @@ from envfactory_gym.training.tiny_model import (  # noqa: E402
     build_tokenizer,
     qwen3_chat_template,
 )
-
-import envfactory_gym  # noqa: E402,F401
 
 AIRLINE = "envfactory/Airline-v0"
 TASK = "airline-gift_card_balance-00"

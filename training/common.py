@@ -14,8 +14,9 @@ from envfactory_gym.training.rollout import Episode, RolloutRunner
 
 def load_tokenizer(model: str) -> Any:
     """The model's tokenizer, left-padded (generation) with a pad token."""
-    from envfactory_gym.training.tiny_model import qwen3_chat_template
     from transformers import AutoTokenizer
+
+    from envfactory_gym.training.tiny_model import qwen3_chat_template
 
     tokenizer = AutoTokenizer.from_pretrained(model)
     tokenizer.padding_side = "left"

@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+
 from envfactory_gym.training.common import lockstep_fn
 from envfactory_gym.training.config import TrainConfig
 from envfactory_gym.training.rollout import Episode, group_stats, summarize
-from torch import nn
 
 # ----------------------------------------------------------------------------------------------
 # The algorithm's arithmetic (pure functions, tested on hand-computed examples)
@@ -197,9 +198,10 @@ def _decoder(model: nn.Module) -> nn.Module:
 
 def build_actor_critic(config: TrainConfig) -> tuple[ActorCritic, nn.Module | None]:
     """(actor-critic, frozen reference policy or None when LoRA's disabled adapter serves)."""
-    from envfactory_gym.training.common import lora_config
     from transformers import AutoModelForCausalLM, AutoModelForTokenClassification
     from trl.trainer.utils import add_fused_lm_head
+
+    from envfactory_gym.training.common import lora_config
 
     kwargs: dict[str, Any] = {"dtype": torch.float32}
     if config.attn_implementation:
@@ -284,6 +286,8 @@ class PPOTrainer:
     def __init__(self, config: TrainConfig) -> None:
         from accelerate import Accelerator
         from accelerate.utils import set_seed
+        from transformers import get_scheduler
+
         from envfactory_gym.training.common import (
             EpisodeLog,
             MetricsLog,
@@ -297,7 +301,6 @@ class PPOTrainer:
             mixture_weights,
             resolve_envs,
         )
-        from transformers import get_scheduler
 
         self.config = config
         log_with = [r for r in config.report_to if r != "none"] or None

@@ -58,6 +58,7 @@ def oracle_trajectories(
 ) -> list[dict[str, Any]]:
     """One SFT row per task the oracle solves: `messages`, `tools` (JSON text), env and task."""
     import gymnasium as gym
+
     from envfactory_gym.agents import OracleAgent
 
     rows, envs = [], {}
@@ -98,8 +99,9 @@ def oracle_trajectories(
 def build_sft_trainer(config: TrainConfig) -> Any:
     """TRL SFTTrainer on oracle replays of the configured training tasks."""
     from datasets import Dataset
-    from envfactory_gym.training.data import list_tasks, resolve_envs
     from trl import SFTConfig, SFTTrainer
+
+    from envfactory_gym.training.data import list_tasks, resolve_envs
 
     env_ids = resolve_envs(config.envs)
     tasks = list_tasks(env_ids, config.split, config.tasks)

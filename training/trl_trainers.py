@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from trl import GRPOTrainer, RLOOTrainer
+from trl.trainer.utils import pad
+
 from envfactory_gym.training.common import (
     EpisodeLog,
     chat_template_kwargs,
@@ -35,8 +38,6 @@ from envfactory_gym.training.common import (
 from envfactory_gym.training.config import TrainConfig
 from envfactory_gym.training.data import Curriculum, PromptIndex, TaskRef, TaskSampler
 from envfactory_gym.training.rollout import Episode, GenerateFn, RolloutRunner, summarize
-from trl import GRPOTrainer, RLOOTrainer
-from trl.trainer.utils import pad
 
 
 def trainer_generate_fn(trainer: GRPOTrainer | RLOOTrainer) -> GenerateFn:
@@ -277,13 +278,14 @@ def _trl_args(config: TrainConfig, eval_enabled: bool) -> dict[str, Any]:
 def build_trl_trainer(config: TrainConfig) -> EnvGRPOTrainer | EnvRLOOTrainer:
     """GRPO or RLOO trainer on the configured envs and tasks, ready for `.train()`."""
     from datasets import Dataset
+    from trl import GRPOConfig, RLOOConfig
+
     from envfactory_gym.training.data import (
         list_tasks,
         mixture_weights,
         prompt_rows,
         resolve_envs,
     )
-    from trl import GRPOConfig, RLOOConfig
 
     env_ids = resolve_envs(config.envs)
     weights = mixture_weights(env_ids, config.env_weights)
