@@ -106,6 +106,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     )  # fmt: skip
     for gap in report.llm_filled:
         print(f"  filled by the LLM: {gap}")
+    for tool, how in sorted(report.inferred.items()):
+        print(f"  inferred {tool}: {how}")
+    for item in report.defaulted:
+        print(f"  defaulted (needs review): {item}")
     dropped = ", ".join(f"{why} {n}" for why, n in sorted(report.rejected.items())) or "none"
     verified = {True: "verified", False: "NOT verified", None: "not verified (--no-verify)"}
     print(f"wrote {report.package}: {report.tasks} tasks ({verified[report.verified]}); "
@@ -121,8 +125,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     print(format_report(report))
     if report.passed and (folder / "spec.yaml").is_file():
         from envfactory_gym.generators.emit import write_verified_marker
+        from envfactory_gym.generators.spec import load_spec
 
-        write_verified_marker(folder, report.seconds)  # a generated package may now register
+        spec = load_spec(folder / "spec.yaml")  # a generated package may now register
+        write_verified_marker(folder, report.seconds, spec)
     if args.json:
         Path(args.json).write_text(report.model_dump_json(indent=2))
     return 0 if report.passed else 1

@@ -40,6 +40,12 @@ class GenerateReport(BaseModel):
     rejected: dict[str, int] = Field(description="Candidate tasks dropped, by reason.")
     verified: bool | None = None
     llm_filled: list[str] = Field(default_factory=list, description="Gaps the LLM filled.")
+    inferred: dict[str, str] = Field(
+        default_factory=dict, description="Imported specs: how each tool's pattern was read."
+    )
+    defaulted: list[str] = Field(
+        default_factory=list, description="Imported specs: what was defaulted (needs review)."
+    )
     llm_rewrites_rejected: dict[str, int] = Field(
         default_factory=dict, description="LLM rewrites that failed the checks, by reason."
     )
@@ -324,7 +330,12 @@ def generate_package(
             raise GenerationError(f"{spec.name}: " + "; ".join(problems))
         write_tasks(staging / "tasks.jsonl", made)
         report = GenerateReport(
-            package=str(out), tasks=len(made), rejected=synthesizer.rejected, llm_filled=filled
+            package=str(out),
+            tasks=len(made),
+            rejected=synthesizer.rejected,
+            llm_filled=filled,
+            inferred=spec.inferred,
+            defaulted=spec.needs_review,
         )
         if rewriter is not None:
             report.llm_rewrites_rejected = dict(rewriter.rejected)
@@ -338,7 +349,7 @@ def generate_package(
                     f"[{f.stage}] {f.subject}: {f.detail}" for f in verification.failures[:10]
                 )
                 raise GenerationError(f"{spec.name}: verification failed: {failures}")
-            write_verified_marker(staging, verification.seconds)
+            write_verified_marker(staging, verification.seconds, spec)
         replace_folder(staging, out)
         return report
     except BaseException:
@@ -360,8 +371,17 @@ def package_hash(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def write_verified_marker(folder: Path, seconds: float) -> None:
-    marker = {"passed": True, "hash": package_hash(folder), "seconds": round(seconds, 2)}
+def write_verified_marker(folder: Path, seconds: float, spec: Spec | None = None) -> None:
+    """verified.json: the files' hash, and for an imported spec which tools were inferred (and
+    how) and what was defaulted, so the record of what passed says what a person should check."""
+    marker: dict[str, Any] = {
+        "passed": True,
+        "hash": package_hash(folder),
+        "seconds": round(seconds, 2),
+    }
+    if spec is not None and (spec.inferred or spec.needs_review):
+        marker["tools_inferred"] = spec.inferred
+        marker["defaulted"] = spec.needs_review
     (folder / VERIFIED).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
 
 

@@ -291,6 +291,11 @@ class Spec(_Model):
         default_factory=list,
         description="What an importer could not infer and defaulted (for a person to check).",
     )
+    inferred: dict[str, str] = Field(
+        default_factory=dict,
+        description="How an importer read each tool (tool -> the evidence for its pattern); "
+        "empty for a spec written by hand.",
+    )
 
     def entity(self, name: str) -> Entity:
         for entity in self.entities:

@@ -199,6 +199,10 @@ def test_cli_import_then_generate_unattended(tmp_path: Path, capsys: pytest.Capt
     out = tmp_path / "payments"
     assert main(["generate", str(spec), "--out", str(out), "--tasks", "50"]) == 0
     assert registrable(out)
+    printed = capsys.readouterr().out
+    assert "inferred transfer_funds: transfer" in printed
+    marker = json.loads((out / "verified.json").read_text())
+    assert marker["tools_inferred"] and marker["defaulted"]  # what passed, and what to check
 
 
 def test_synthesis_knobs_set_the_mix_and_the_chain_length(shop: Path, tmp_path: Path) -> None:

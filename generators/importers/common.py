@@ -1015,6 +1015,7 @@ class SpecBuilder:
             policy=policy,
             intents=intents,
             needs_review=self.review.lines(),
+            inferred=self.inferred,
         )
         return ImportResult(spec=spec, review=self.review.lines(), inferred=self.inferred)
 
