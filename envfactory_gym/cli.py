@@ -160,7 +160,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         Path(args.folder), args.n, seed=args.seed, config=_synthesis_config(args)
     )
     dropped = ", ".join(f"{why} {n}" for why, n in sorted(report.rejected.items())) or "none"
-    print(f"wrote {report.tasks} tasks to {report.package}; candidates dropped: {dropped}")
+    kept = f" beside {report.kept} hand-written ones" if report.kept else ""
+    print(f"wrote {report.tasks} tasks{kept} to {report.package}; candidates dropped: {dropped}")
     if report.tasks < args.n:
         print(f"  (asked for {args.n}: the spec's intents and rows give no more distinct tasks)")
     return 0

@@ -36,7 +36,8 @@ class GenerateReport(BaseModel):
     """What `generate_package` made."""
 
     package: str
-    tasks: int
+    tasks: int = Field(description="Tasks synthesized.")
+    kept: int = Field(0, description="Hand-written tasks kept beside them.")
     rejected: dict[str, int] = Field(description="Candidate tasks dropped, by reason.")
     verified: bool | None = None
     llm_filled: list[str] = Field(default_factory=list, description="Gaps the LLM filled.")
@@ -385,29 +386,44 @@ def write_verified_marker(folder: Path, seconds: float, spec: Spec | None = None
     (folder / VERIFIED).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
 
 
+SYNTHESIS = "synthesis.yaml"
+"""A hand-written package's description for task synthesis (a spec that is never compiled)."""
+
+
 def resynthesize_tasks(folder: Path, n: int, seed: int = 0, config: Any = None) -> GenerateReport:
-    """Replace a generated package's tasks.jsonl with about `n` newly synthesized tasks (from
-    its spec.yaml), written atomically."""
+    """Replace a generated package's tasks with about `n` newly synthesized ones (from its
+    spec.yaml); for a hand-written package with a synthesis.yaml, add them beside its own
+    (ids `<name>-gen-*`, replacing earlier generated ones). Written atomically."""
     from envfactory_gym.generators.grounding import check_task_set
     from envfactory_gym.generators.spec import load_spec
     from envfactory_gym.generators.synth import Synthesizer
     from envfactory_gym.package import EnvPackage
-    from envfactory_gym.tasks import write_tasks
+    from envfactory_gym.tasks import Task, write_tasks
 
-    spec_path = folder / "spec.yaml"
+    generated = (folder / "spec.yaml").is_file()
+    spec_path = folder / ("spec.yaml" if generated else SYNTHESIS)
     if not spec_path.is_file():
         raise GenerationError(
-            f"{folder} has no spec.yaml: tasks are synthesized from a spec's entities and "
-            "intents (hand-written packages have their own task builders)"
+            f"{folder} has neither spec.yaml nor {SYNTHESIS}: tasks are synthesized from a "
+            f"spec's entities, tools and intents (a hand-written package describes them in "
+            f"{SYNTHESIS}, as envs/airline does)"
         )
     spec = load_spec(spec_path)
-    synthesizer = Synthesizer(spec, EnvPackage(folder), seed=seed, config=config)
+    package = EnvPackage(folder)
+    synthesizer = Synthesizer(spec, package, seed=seed, config=config)
     made = synthesizer.synthesize(n)
     problems = check_task_set(made)
     if problems:
         raise GenerationError(f"{spec.name}: " + "; ".join(problems))
+    kept: list[Task] = []
+    if not generated:  # beside the hand-written tasks, under ids of their own
+        prefix = f"{spec.name}-gen-"
+        made = [t.model_copy(update={"id": prefix + t.id[len(spec.name) + 1 :]}) for t in made]
+        kept = [t for t in package.tasks if not t.id.startswith(prefix)]
     partial = folder / f".tasks.{os.getpid()}.jsonl"
-    write_tasks(partial, made)
+    write_tasks(partial, kept + made)
     os.replace(partial, folder / "tasks.jsonl")
     (folder / VERIFIED).unlink(missing_ok=True)  # new tasks: verify again before registering
-    return GenerateReport(package=str(folder), tasks=len(made), rejected=synthesizer.rejected)
+    return GenerateReport(
+        package=str(folder), tasks=len(made), kept=len(kept), rejected=synthesizer.rejected
+    )

@@ -445,7 +445,9 @@ class Synthesizer:
             name = next(k for k in knows if k in PERSON_NAMES)
             known = next(k for k in knows if k != name)
             return rng.choice(GREETINGS).format(name=actor[name], known=actor[known])
-        if any("email" in k or "phone" in k or k == "username" for k in knows):
+        if any(
+            "email" in k or "phone" in k or k in ("username", self.actor_entity.key) for k in knows
+        ):
             return (
                 "Hi, my "
                 + " and my ".join(f"{k.replace('_', ' ')} is {actor[k]}" for k in knows)

@@ -216,3 +216,18 @@ def test_synthesis_knobs_set_the_mix_and_the_chain_length(shop: Path, tmp_path: 
     kinds = {task.kind for task in EnvPackage(copy).tasks}
     assert kinds == {"refusal", "write"}
     assert main(["tasks", str(copy), "--mix", "read"]) == 2  # a share is missing: clear error
+
+
+def test_tasks_on_airline_adds_generated_tasks_beside_the_hand_written(tmp_path: Path) -> None:
+    airline = Path(__file__).resolve().parent.parent / "envs" / "airline"
+    copy = tmp_path / "airline"
+    shutil.copytree(airline, copy)
+    hand_written = [t.model_dump() for t in EnvPackage(airline).tasks]
+    assert main(["tasks", str(copy), "--n", "30"]) == 0
+    package = EnvPackage(copy)
+    generated = [t for t in package.tasks if t.id.startswith("airline-gen-")]
+    assert [t.model_dump() for t in package.tasks[: len(hand_written)]] == hand_written
+    assert len(generated) >= 15 and {t.kind for t in generated} == {"write", "refusal"}
+    assert check_package(package).ok
+    assert main(["tasks", str(copy), "--n", "30"]) == 0  # a rerun replaces the generated ones
+    assert len(EnvPackage(copy).tasks) == len(hand_written) + len(generated)
