@@ -93,7 +93,7 @@ def docstring(indent: int, summary: str, args: list[tuple[str, str]]) -> list[st
 
 def camel(name: str) -> str:
     """'bill payment' or 'bill_payment' -> 'BillPayment'."""
-    return "".join(part.capitalize() for part in re.split(r"[_\s]+", name))
+    return "".join(part.capitalize() for part in re.split(r"[^0-9A-Za-z]+", name))
 
 
 class ToolsModule:
@@ -326,6 +326,8 @@ class ToolsModule:
         body += bracket(8, "raise ToolError", [q(f"nothing to change: give {_or(fields)}")])
         self.uses.add("ToolError")
         body += self.foreign_key_checks(entity, fields, optional=True)
+        for column, value in tool.set.items():  # fixed values stamped on every change
+            body.append(f"    changes[{q(column)}] = {self.fixed(value)}")
         body += bracket(4, "db.update", [q(entity.name), q(entity.key), entity.key, "changes"])
         body += self.get_call(entity, entity.key, "return ")
         return params, docs, body
@@ -338,7 +340,8 @@ class ToolsModule:
         body = self.get_call(entity, entity.key)
         body += self.requires(tool.requires, entity, entity.key, [entity.key, field])
         body += self.foreign_key_checks(entity, [field], optional=False)
-        items = [q(entity.name), q(entity.key), entity.key, f"{{{q(field)}: {field}}}"]
+        fixed = "".join(f", {q(c)}: {self.fixed(v)}" for c, v in tool.set.items())
+        items = [q(entity.name), q(entity.key), entity.key, f"{{{q(field)}: {field}{fixed}}}"]
         body += bracket(4, "db.update", items)
         body += self.get_call(entity, entity.key, "return ")
         return params, docs, body

@@ -78,10 +78,10 @@ def _entity_rows(
                 row[column.name] = format_key(entity, number)
             elif entity.per is not None and column.name == entity.per.column:
                 row[column.name] = parent
+            elif column.seed is not None and column.seed.kind == "sequence":
+                row[column.name] = int(column.seed.start or 0) + (number - 1) * column.seed.step
             else:
                 row[column.name] = _unique_value(spec, entity, column, row, done, rng, seen)
-            if column.seed is not None and column.seed.kind == "sequence":
-                row[column.name] = int(column.seed.start or 0) + (number - 1) * column.seed.step
         together = [tuple(row[c] for c in group) for group in entity.unique_together]
         if any(t in s for t, s in zip(together, seen_together, strict=True)):
             continue  # a repeated combination: skip the row rather than break the constraint

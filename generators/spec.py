@@ -361,6 +361,14 @@ def _problems(spec: Spec) -> Any:
                 yield f"tool {tool.name}: {tool.entity} has no column {column!r}"
         if tool.pattern == "transition" and not (tool.to_state and tool.from_states):
             yield f"tool {tool.name}: a transition needs from_states and to_state"
+        if tool.pattern == "create":
+            given = {entities[tool.entity].key, *tool.fields, *tool.optional, *tool.set}
+            for column in entities[tool.entity].columns:
+                if column.name not in given and not column.nullable and column.default is None:
+                    yield (
+                        f"tool {tool.name}: {tool.entity}.{column.name} is NOT NULL without a "
+                        "default; add it to fields, optional or set, or give it a default"
+                    )
     tools = set(names)
     for rule in spec.policy:
         if rule.tool and rule.tool not in tools:

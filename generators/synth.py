@@ -126,6 +126,8 @@ class Synthesizer:
         self.keys = key_values(package)
         self.rewriter = rewriter
         self.config = config or SynthesisConfig()
+        self._per_intent: dict[str, int] = {}
+        self._offsets: dict[str, int] = {}
 
     # ----- reading the start state ---------------------------------------------------------
     def row(self, entity: Entity, key: Any) -> dict[str, Any] | None:
@@ -321,6 +323,8 @@ class Synthesizer:
         if tool.pattern == "get":
             by = tool.by or entity.key
             return {by: target[by]}
+        if tool.pattern == "list":
+            return {}  # the list call that finds the target is the goal (see `_plan`)
         if tool.pattern in ("update", "transition", "delete"):
             arguments = {entity.key: target[entity.key], **new}
             if tool.pattern == "update" and all(target.get(k) == v for k, v in new.items()):
@@ -348,6 +352,8 @@ class Synthesizer:
         arguments: dict,
         kind: str,
     ) -> Plan | None:
+        if tool.pattern == "list":  # a read answered from a list: the call that lists the row
+            return self._by_list(tool, entity, target, 0) if kind == "read" else None
         located = self.locate(entity, target)
         if located is None:
             return None
@@ -409,7 +415,9 @@ class Synthesizer:
         column = next(
             (c.name for c in entity.columns if c.references == self.actor_entity.name), None
         )
-        where, params = f"{entity.key} != ?", [exclude.get(entity.key)]
+        where, params = "1", []
+        if exclude.get(entity.key) is not None:  # another row of the same table as the target
+            where, params = f"{entity.key} != ?", [exclude[entity.key]]
         if column is not None:
             where += f" AND {column} = ?"
             params.append(actor[self.actor_entity.key])
@@ -499,6 +507,10 @@ class Synthesizer:
         for draft in drafts:
             if draft.intent.kind == "read" and kind != "refusal":
                 final = result.results[plan.calls.index(draft.plan.calls[-1])]
+                if isinstance(final, list):  # a list goal: the target's row in it
+                    entity = self._target_entity(self.spec.tool(draft.intent.tool))[0]
+                    key = draft.target[entity.key]
+                    final = next(row for row in final if row[entity.key] == key)
                 outputs += [str(final[column]) for column in draft.intent.ask]
         said = " ".join([instruction, *facts.values()])
         distractors = find_distractors(outputs, result.results, self.package.template, said)
@@ -542,8 +554,7 @@ class Synthesizer:
                 if made >= quota:
                     break
                 rng = random.Random(f"{self.seed}:{task_id}")
-                every = self.config.test_every
-                split = "test" if made % every == every - 1 else "train"
+                split = self._split(drafts)
                 task = self.to_task(drafts, task_id, split, rng)
                 if task is None:
                     continue
@@ -556,6 +567,16 @@ class Synthesizer:
                 tasks.append(task)
                 made += 1
         return tasks
+
+    def _split(self, drafts: list[Draft]) -> str:
+        """Every `test_every`-th task of each intent (or pair of intents) goes to test, the
+        intents staggered so that each reaches the test split early."""
+        every = self.config.test_every
+        key = f"{len(drafts)}:{drafts[0].kind}:{drafts[0].intent.id}"
+        if key not in self._offsets:  # 1 .. every-1: an intent with that many tasks has a test one
+            self._offsets[key] = len(self._offsets) % (every - 1) + 1
+        count = self._per_intent[key] = self._per_intent.get(key, 0) + 1
+        return "test" if (count + self._offsets[key]) % every == 0 else "train"
 
     def _quotas(self, n: int) -> dict[str, int]:
         writes = [i for i in self.spec.intents if i.kind == "write"]

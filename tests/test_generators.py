@@ -154,6 +154,11 @@ def test_bad_spec_names_the_field(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(SpecError, match="find_customer: unknown entity 'shoppers'"):
         load_spec(path)
+    data = yaml.safe_load(SHOP.read_text())
+    data["tools"][8]["fields"] = ["order_id"]  # request_return without its NOT NULL reason
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(SpecError, match="returns.reason is NOT NULL without a default"):
+        load_spec(path)
     path.write_text("name: [unclosed")
     with pytest.raises(SpecError, match="not valid YAML"):
         load_spec(path)
@@ -231,3 +236,66 @@ def test_tasks_on_airline_adds_generated_tasks_beside_the_hand_written(tmp_path:
     assert check_package(package).ok
     assert main(["tasks", str(copy), "--n", "30"]) == 0  # a rerun replaces the generated ones
     assert len(EnvPackage(copy).tasks) == len(hand_written) + len(generated)
+
+
+@pytest.fixture(scope="module")
+def extended_shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Shop spec plus what it does not use: a create tool with two foreign keys into
+    different tables, a read answered from a list, an update that stamps a fixed value, and a
+    sequence-seeded column."""
+    data = yaml.safe_load(SHOP.read_text())
+    data["entities"].append({
+        "name": "reviews", "singular": "review", "key": "review_id", "id_prefix": "REV",
+        "count": 40, "columns": [
+            {"name": "review_id"},
+            {"name": "customer_id", "references": "customers"},
+            {"name": "product_id", "references": "products"},
+            {"name": "rating", "type": "integer", "min": 1, "max": 5,
+             "seed": {"kind": "int", "min": 1, "max": 5}},
+            {"name": "number", "type": "integer", "default": 0,
+             "seed": {"kind": "sequence", "start": 100}},
+        ],
+    })  # fmt: skip
+    data["entities"][0]["columns"].append({"name": "phone_changed", "nullable": True})
+    data["tools"] += [
+        {"name": "write_review", "pattern": "create", "entity": "reviews",
+         "fields": ["customer_id", "product_id", "rating"], "description": "Review a product."},
+    ]  # fmt: skip
+    phone = next(t for t in data["tools"] if t["name"] == "update_phone")
+    phone["set"] = {"phone_changed": "today"}
+    data["intents"] += [
+        {"id": "review", "kind": "write", "tool": "write_review",
+         "change": {"rating": {"kind": "int", "min": 1, "max": 5}},
+         "templates": ["I'd like to give the {product.name} {new.rating} stars.",
+                       "Please post a {new.rating}-star review of the {product.name} for me."],
+         "held_out": ["Rate the {product.name} {new.rating} out of 5 from me, please."]},
+        {"id": "order_total_listed", "kind": "read", "tool": "list_orders", "ask": ["total"],
+         "templates": ["How much was {describe}?", "What did {describe} cost me?"],
+         "held_out": ["Remind me of the total for {describe}."]},
+    ]  # fmt: skip
+    path = tmp_path_factory.mktemp("spec") / "shop.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = path.parent / "shop"
+    generate_package(path, out, tasks=80, verify=False)
+    return out
+
+
+def test_extended_patterns_make_tasks_that_pass_the_checker(extended_shop: Path) -> None:
+    package = EnvPackage(extended_shop)
+    assert check_package(package).ok
+    reviews = [t for t in package.tasks if t.kind == "write" and "review" in t.id]
+    assert reviews and all(t.calls[-1].arguments["product_id"].startswith("PRD") for t in reviews)
+    listed = [t for t in package.tasks if "order_total_listed" in t.id]
+    assert listed and all(t.calls[-1].name == "list_orders" for t in listed)
+    numbers = package.template.execute("SELECT number FROM reviews ORDER BY review_id").fetchall()
+    assert [n for (n,) in numbers[:3]] == [100, 101, 102]
+
+
+def test_update_stamps_its_fixed_values(extended_shop: Path) -> None:
+    from envfactory_gym.database import Database
+
+    package = EnvPackage(extended_shop)
+    db = Database(package.template)
+    package.tools["update_phone"](db, customer_id="CUS00001", phone="+1-555-0100")
+    row = db.get("customers", "customer_id", "CUS00001")
+    assert (row["phone"], row["phone_changed"]) == ("+1-555-0100", "2025-06-02")
