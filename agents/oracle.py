@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from envfactory_gym.actions import format_tool_call
+from envfactory_gym.checker import oracle_answer
 from envfactory_gym.tasks import Task
 
 
@@ -23,6 +24,4 @@ class OracleAgent:
         if self.pending:
             call = self.pending.pop(0)
             return format_tool_call(call.name, call.arguments)
-        if self.outputs:
-            return "All done. Here is what you asked for: " + "; ".join(self.outputs) + "."
-        return "All done. I have handled your request according to our policy."
+        return oracle_answer(self.outputs)

@@ -234,10 +234,16 @@ def _write_calls(package: EnvPackage) -> list[ToolCall]:
     return list(seen.values())
 
 
-def _answer(task: Task) -> str:
-    if task.outputs:
-        return "All done. Here is what you asked for: " + "; ".join(task.outputs) + "."
+def oracle_answer(outputs: list[str]) -> str:
+    """The oracle's last message: the required outputs and no other word (a filler word could
+    be a distractor: a status called 'done', a setting called 'all')."""
+    if outputs:
+        return "; ".join(outputs) + "."
     return "All done. I have handled your request according to our policy."
+
+
+def _answer(task: Task) -> str:
+    return oracle_answer(task.outputs)
 
 
 def _seen_values(results: list[Any]) -> list[str]:

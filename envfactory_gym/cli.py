@@ -19,17 +19,57 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = []
     for env_id in envfactory_gym.ENV_IDS:
         package = load_package(package_name(env_id))
+        if args.domain and package.config.domain != args.domain:
+            continue
+        writes = sum(tool.kind == "write" for tool in package.tools.values())
         splits = {s: len(package.tasks_for(s)) for s in ("train", "test")}
-        rows.append((env_id, package.config.domain, len(package.tools), len(package.tasks), splits))
+        rows.append((package.config.domain, env_id, len(package.tools), writes,
+                     len(package.tasks), splits))  # fmt: skip
+    rows.sort()
+    if args.markdown:
+        print(markdown_table([row[1] for row in rows]))
+        return 0
     if args.json:
         print(json.dumps([
-            {"env": e, "domain": d, "tools": t, "tasks": n, "splits": s} for e, d, t, n, s in rows
+            {"env": e, "domain": d, "tools": t, "writes": w, "tasks": n, "splits": s}
+            for d, e, t, w, n, s in rows
         ], indent=2))  # fmt: skip
         return 0
-    print(f"{'env':<28}{'domain':<10}{'tools':>6}{'tasks':>7}  train/test")
-    for env_id, domain, tools, tasks, splits in rows:
-        print(f"{env_id:<28}{domain:<10}{tools:>6}{tasks:>7}  {splits['train']}/{splits['test']}")
+    if not rows:
+        print(f"no env in domain {args.domain!r}", file=sys.stderr)
+        return 2
+    print(f"{'domain':<14}{'env':<30}{'tools':>6}{'writes':>7}{'tasks':>7}  train/test")
+    for domain, env_id, tools, writes, tasks, splits in rows:
+        print(f"{domain:<14}{env_id:<30}{tools:>6}{writes:>7}{tasks:>7}  "
+              f"{splits['train']}/{splits['test']}")  # fmt: skip
+    domains = sorted({row[0] for row in rows})
+    print(f"{len(rows)} envs in {len(domains)} domains: " + ", ".join(
+        f"{d} {sum(r[0] == d for r in rows)}" for d in domains
+    ))  # fmt: skip
     return 0
+
+
+def markdown_table(env_ids: list[str]) -> str:
+    """The README's table of environments, made from the registry (a test keeps them equal)."""
+    from envfactory_gym.database import user_tables
+
+    lines = [
+        "| id | domain | tools (writes) | tasks (train/test) | rows | source |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for env_id in sorted(env_ids, key=lambda e: (load_package(package_name(e)).config.domain, e)):
+        package = load_package(package_name(env_id))
+        writes = sum(tool.kind == "write" for tool in package.tools.values())
+        train, test = (len(package.tasks_for(s)) for s in ("train", "test"))
+        conn = package.template
+        count = sum(conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
+                    for t in user_tables(conn))  # fmt: skip
+        source = "spec, verified" if (package.folder / "spec.yaml").is_file() else "hand-written"
+        lines.append(
+            f"| `{env_id}` | {package.config.domain} | {len(package.tools)} ({writes}) | "
+            f"{len(package.tasks)} ({train}/{test}) | {count:,} | {source} |"
+        )
+    return "\n".join(lines)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -210,7 +250,9 @@ def _spec_path(folder: str) -> Path:
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="envfactory", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("list", help="registered envs with their tool and task counts")
+    p = sub.add_parser("list", help="registered envs by domain, with tool and task counts")
+    p.add_argument("--domain", help="only this domain (e.g. finance)")
+    p.add_argument("--markdown", action="store_true", help="the README's table of envs")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_list)
     p = sub.add_parser("eval", help="run an agent over an env's tasks")

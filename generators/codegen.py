@@ -46,15 +46,17 @@ def literal(value: Any) -> str:
 def bracket(
     indent: int, head: str, items: list[str], tail: str = "", pair: str = "()"
 ) -> list[str]:
-    """`head(items)tail` laid out as ruff does: one line, else the items on one indented line,
-    else one item per line with a trailing comma."""
+    """`head(items)tail` laid out as ruff does: one line, else the items on one indented line
+    (calls, signatures, subscripts; never a list or dict literal), else one item per line with
+    a trailing comma."""
     pad, inner = " " * indent, " " * (indent + 4)
     opening, closing = pair
     one = f"{pad}{head}{opening}{', '.join(items)}{closing}{tail}"
     if len(one) <= WIDTH or not items:
         return [one]
     hug = inner + ", ".join(items)
-    if len(hug) <= WIDTH or len(items) == 1:
+    literal = pair != "()" and not head.endswith("Literal")  # a list or dict literal explodes
+    if (len(hug) <= WIDTH and not literal) or len(items) == 1:
         return [f"{pad}{head}{opening}", hug, f"{pad}{closing}{tail}"]
     return [
         f"{pad}{head}{opening}",
@@ -63,15 +65,26 @@ def bracket(
     ]
 
 
-def string_lines(indent: int, head: str, text: str) -> list[str]:
-    """`head"text"`, split into implicitly concatenated parts when it does not fit."""
+def string_lines(indent: int, head: str, text: str, fstring: bool = False) -> list[str]:
+    """`head"text"` (an f-string with `fstring`), split into implicitly concatenated parts in
+    parentheses when it does not fit; `head` may end in "(" to make the parts a call's only
+    argument (`raise ToolError(`)."""
     pad = " " * indent
-    one = f"{pad}{head}{q(text)}"
+    call = head.endswith("(")
+    one = f"{pad}{head}{_literal(text, fstring)}{')' if call else ''}"
     if len(one) <= WIDTH:
         return [one]
-    width = WIDTH - indent - 6
-    parts = textwrap.wrap(text, width, drop_whitespace=False, break_long_words=False)
-    return [f"{pad}{head}(", *(f"{pad}    {q(part)}" for part in parts), f"{pad})"]
+    hug = f"{pad}    {_literal(text, fstring)}"
+    opening = head if call else f"{head}("
+    if len(hug) <= WIDTH:
+        return [f"{pad}{opening}", hug, f"{pad})"]
+    parts = textwrap.wrap(text, WIDTH - indent - 8, drop_whitespace=False, break_long_words=False)
+    return [f"{pad}{opening}", *(f"{pad}    {_literal(p, fstring)}" for p in parts), f"{pad})"]
+
+
+def _literal(text: str, fstring: bool) -> str:
+    """A string literal; an f-string only where it interpolates."""
+    return ("f" if fstring and "{" in text else "") + q(text)
 
 
 def docstring(indent: int, summary: str, args: list[tuple[str, str]]) -> list[str]:
@@ -217,14 +230,19 @@ class ToolsModule:
                 sql = f"SELECT {rule.sql} FROM {entity.name} WHERE {entity.key} = :{key_arg}"
             else:
                 sql = f"SELECT {rule.sql}"
-            mapping = "{" + ", ".join(f"{q(k)}: {v}" for k, v in params.items()) + "}"
+            items = [f"{q(k)}: {v}" for k, v in params.items()]
+            mapping = "{" + ", ".join(items) + "}"
             one = f"    if not db.value({q(sql)}, {mapping}):"
             if len(one) <= WIDTH:
                 lines.append(one)
             else:
                 lines += string_lines(4, "query = ", sql)
-                lines += bracket(4, "if not db.value", ["query", mapping], ":")
-            lines += bracket(8, "raise ToolError", [q(rule.error)])
+                check = bracket(4, "if not db.value", ["query", mapping], ":")
+                if max(len(line) for line in check) > WIDTH:  # name the parameters too
+                    lines += bracket(4, "params = ", items, "", "{}")
+                    check = ["    if not db.value(query, params):"]
+                lines += check
+            lines += string_lines(8, "raise ToolError(", rule.error)
             self.uses.add("ToolError")
         return lines
 
@@ -279,7 +297,11 @@ class ToolsModule:
         order = f"{order}, {entity.key}" if order and order != entity.key else entity.key
         body.append('    where = " AND ".join(clauses) or "1"')
         sql = f"SELECT * FROM {entity.name} WHERE {{where}} ORDER BY {order} LIMIT ?"
-        body += bracket(4, "return db.rows", ["f" + q(sql), "[*params, limit]"])
+        call = bracket(4, "return db.rows", ["f" + q(sql), "[*params, limit]"])
+        if max(len(line) for line in call) > WIDTH:  # the query alone is too long: name it
+            call = string_lines(4, "query = ", sql, fstring=True)
+            call.append("    return db.rows(query, [*params, limit])")
+        body += call
         return params, docs, body
 
     def _create(self, tool: ToolSpec) -> tuple[list[str], list[tuple[str, str]], list[str]]:
@@ -323,7 +345,7 @@ class ToolsModule:
         body += bracket(4, "changes = ", [f"{q(f)}: {f}" for f in fields], "", "{}")
         body.append("    changes = {k: v for k, v in changes.items() if v is not None}")
         body.append("    if not changes:")
-        body += bracket(8, "raise ToolError", [q(f"nothing to change: give {_or(fields)}")])
+        body += string_lines(8, "raise ToolError(", f"nothing to change: give {_or(fields)}")
         self.uses.add("ToolError")
         body += self.foreign_key_checks(entity, fields, optional=True)
         for column, value in tool.set.items():  # fixed values stamped on every change
@@ -369,7 +391,7 @@ class ToolsModule:
         message = (
             f"{entity.label} {{{entity.key}}} is {{{var}['{state}']}}, not {_or(tool.from_states)}"
         )
-        body += bracket(8, "raise ToolError", ["f" + q(message).replace("'", "'")])
+        body += string_lines(8, "raise ToolError(", message, fstring=True)
         self.uses.add("ToolError")
         body += self.requires(tool.requires, entity, entity.key, [entity.key])
         items = [f"{q(state)}: {q(tool.to_state or '')}"]
@@ -412,10 +434,10 @@ class ToolsModule:
         body = self.get_call(entity, move.from_arg, "source = ")
         body += self.get_call(entity, move.to_arg, "target = ")
         body.append(f"    if {move.from_arg} == {move.to_arg}:")
-        body += bracket(8, "raise ToolError", [q(f"the two {entity.name} must differ")])
+        body += string_lines(8, "raise ToolError(", f"the two {entity.name} must differ")
         body.append(f"    if source[{q(column.name)}] < {move.amount_arg}:")
         message = f"not enough {column.name}: {{{move.from_arg}}} has {{source['{column.name}']}}"
-        body += bracket(8, "raise ToolError", ["f" + q(message)])
+        body += string_lines(8, "raise ToolError(", message, fstring=True)
         self.uses.add("ToolError")
         body += self.requires(
             tool.requires,

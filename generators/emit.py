@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from envfactory_gym.generators.codegen import render_tools
+from envfactory_gym.generators.codegen import bracket, render_tools
 from envfactory_gym.generators.seeding import entity_order, generate_rows
 from envfactory_gym.generators.spec import Column, Entity, Spec, dump_spec
 
@@ -131,8 +131,10 @@ def _number(value: float) -> str:
 
 def render_seed_module(spec: Spec) -> str:
     """seed.py: loads each table's CSV in foreign-key order (empty cells are NULL)."""
-    tables = ", ".join(f'"{e.name}"' for e in entity_order(spec))
-    return textwrap.dedent(
+    tables = "\n".join(
+        bracket(0, "TABLES = ", [f'"{e.name}"' for e in entity_order(spec)], "", "[]")
+    )
+    text = textwrap.dedent(
         f'''\
         """Seed rows for {spec.id}: one CSV per table beside this file, loaded in foreign-key
         order (an empty cell is NULL; SQLite's column types turn numbers back into numbers).
@@ -146,7 +148,7 @@ def render_seed_module(spec: Spec) -> str:
         import sqlite3
         from pathlib import Path
 
-        TABLES = [{tables}]
+        {{tables}}
 
 
         def seed(conn: sqlite3.Connection) -> None:
@@ -160,6 +162,7 @@ def render_seed_module(spec: Spec) -> str:
                     conn.executemany(insert, ([v if v != "" else None for v in r] for r in reader))
         '''
     )
+    return text.replace("{tables}", tables)
 
 
 def render_csv(entity: Entity, rows: list[dict[str, Any]]) -> str:

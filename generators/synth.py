@@ -141,7 +141,10 @@ class Synthesizer:
         return found
 
     def holds(self, entity: Entity, row: dict, condition: str, arguments: dict) -> bool:
+        """Whether `condition` holds for `row` and a call with `arguments` (an argument the call
+        leaves out is NULL, as in the tool)."""
         params = {
+            **dict.fromkeys(re.findall(r"(?<!:):(\w+)", condition)),
             **arguments,
             "now": self.spec.now,
             "today": self.spec.now[:10],

@@ -8,10 +8,17 @@ from envfactory_gym.cli import main
 from envfactory_gym.package import load_package
 
 
-def test_list_shows_tools_and_tasks(capsys):
+def test_list_groups_by_domain_with_tools_writes_and_tasks(capsys):
     assert main(["list"]) == 0
-    line = next(row for row in capsys.readouterr().out.splitlines() if "Airline-v0" in row)
-    assert line.split()[1:4] == ["travel", "14", "79"]
+    lines = capsys.readouterr().out.splitlines()
+    line = next(row for row in lines if "Airline-v0" in row)
+    assert line.split()[:5] == ["travel", "envfactory/Airline-v0", "14", "6", "79"]
+    domains = [row.split()[0] for row in lines[1:-1]]
+    assert domains == sorted(domains)
+    assert main(["list", "--domain", "finance", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed and {row["domain"] for row in listed} == {"finance"}
+    assert main(["list", "--domain", "astrology"]) == 2
 
 
 def test_eval_oracle_writes_full_report(tmp_path):

@@ -29,3 +29,12 @@ def test_readme_has_exactly_two_setup_commands():
     assert test.startswith("pip install torch==2.13.0 && ")  # CPU torch before the train extra
     ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
     assert test in ci
+
+
+def test_readme_envs_table_is_the_registry():
+    import envfactory_gym
+    from envfactory_gym.cli import markdown_table
+
+    start = "<!-- envs table: made by `envfactory list --markdown`; tests/test_readme.py keeps it "
+    block = README.split(start, 1)[1].split("-->\n", 1)[1].split("\n<!-- end of envs table -->")[0]
+    assert block == markdown_table(envfactory_gym.ENV_IDS), "run `envfactory list --markdown`"

@@ -198,7 +198,7 @@ def test_sft_step_trains_only_on_assistant_tokens(tiny_model, tmp_path):
         ]
         trained = tokenizer.decode([t for t, m in zip(ids, mask, strict=True) if m])
         context = tokenizer.decode([t for t, m in zip(ids, mask, strict=True) if not m])
-        assert "<tool_call>" in trained and "All done." in trained
+        assert "<tool_call>" in trained and trained.count("<|im_end|>") >= 2  # calls + answer
         for env_text in ("<tool_response>", "<|im_start|>user", "<|im_start|>system", "# Tools"):
             assert env_text not in trained and env_text in context
     logs = read_jsonl(out / "metrics.jsonl")
