@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -158,20 +159,94 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    import time
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
     from envfactory_gym.generators.verify import format_report, verify_package
 
-    folder = Path(args.folder)
-    report = verify_package(folder, timeout_s=args.timeout)
-    print(format_report(report))
-    if report.passed and (folder / "spec.yaml").is_file():
-        from envfactory_gym.generators.emit import write_verified_marker
-        from envfactory_gym.generators.spec import load_spec
-
-        spec = load_spec(folder / "spec.yaml")  # a generated package may now register
-        write_verified_marker(folder, report.seconds, spec)
+    folders = [Path(f) for f in args.folders] + _suite_folders(args)
+    if not folders:
+        print("envfactory verify: name package folders, or use --all", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    reports = []
+    workers = args.workers or os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # each verification is a subprocess
+        futures = {pool.submit(verify_package, f, timeout_s=args.timeout): f for f in folders}
+        done = as_completed(futures)
+        if len(folders) > 1:
+            done = tqdm(done, total=len(folders), desc="verify", unit="package", file=sys.stderr)
+        for future in done:
+            folder, report = futures[future], future.result()
+            reports.append(report)
+            if report.passed:
+                _mark_verified(folder, report.seconds)
+            if len(folders) == 1 or not report.passed:
+                print(format_report(report))
+    failed = sorted(r.package for r in reports if not r.passed)
+    seconds = time.perf_counter() - start
+    if len(folders) > 1:
+        summary = f"{len(reports) - len(failed)} of {len(reports)} packages passed"
+        summary += f" in {seconds:.1f} s with {workers} workers"
+        print(summary + (f"; failed: {', '.join(failed)}" if failed else ""))
     if args.json:
-        Path(args.json).write_text(report.model_dump_json(indent=2))
-    return 0 if report.passed else 1
+        data = reports[0].model_dump() if len(reports) == 1 else {
+            "packages": len(reports), "passed": len(reports) - len(failed), "failed": failed,
+            "seconds": round(seconds, 1), "workers": workers,
+            "reports": [r.model_dump() for r in sorted(reports, key=lambda r: r.package)],
+        }  # fmt: skip
+        Path(args.json).write_text(json.dumps(data, indent=2))
+    return 0 if not failed else 1
+
+
+def _suite_folders(args: argparse.Namespace) -> list[Path]:
+    """The shipped packages `--all` names: every one, or a rotating `--sample` plus those
+    changed since `--changed-since` (for CI)."""
+    if not args.all:
+        return []
+    import random
+
+    from envfactory_gym.package import builtin_envs_dir
+
+    root = builtin_envs_dir()
+    every = sorted(
+        p for p in root.iterdir() if p.name.isidentifier() and (p / "env.toml").is_file()
+    )
+    if args.sample is None:
+        return every
+    chosen = set(random.Random(args.seed).sample(every, min(args.sample, len(every))))
+    if args.changed_since:
+        chosen |= {root / name for name in _changed_packages(args.changed_since)} & set(every)
+    return sorted(chosen)
+
+
+def _changed_packages(revision: str) -> set[str]:
+    """Names of the env packages with files changed since `revision` (git); none if git cannot
+    tell (a shallow clone), with a warning."""
+    import subprocess
+
+    done = subprocess.run(
+        ["git", "diff", "--name-only", revision, "--", "envs"], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        print(f"envfactory verify: cannot diff against {revision!r}; sample only", file=sys.stderr)
+        return set()
+    return {line.split("/")[1] for line in done.stdout.splitlines() if line.count("/") >= 2}
+
+
+def _mark_verified(folder: Path, seconds: float) -> None:
+    """Write verified.json into a generated package that passed, unless it already matches."""
+    if not (folder / "spec.yaml").is_file():
+        return
+    from envfactory_gym.generators.emit import VERIFIED, package_hash, write_verified_marker
+    from envfactory_gym.generators.spec import load_spec
+
+    marker = folder / VERIFIED
+    if marker.is_file() and json.loads(marker.read_text()).get("hash") == package_hash(folder):
+        return  # unchanged since it was verified: leave the record (and the checkout) as it is
+    write_verified_marker(folder, seconds, load_spec(folder / "spec.yaml"))
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
@@ -317,10 +392,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--llm-model", default="default", help="the endpoint's model name")
     _add_synthesis_knobs(p)
     p.set_defaults(fn=cmd_generate)
-    p = sub.add_parser("verify", help="verify an env package in a sandboxed subprocess")
-    p.add_argument("folder", metavar="DIR")
+    p = sub.add_parser("verify", help="verify env packages, each in a sandboxed subprocess")
+    p.add_argument("folders", nargs="*", metavar="DIR")
+    p.add_argument("--all", action="store_true", help="every shipped package")
+    p.add_argument("--sample", type=int, metavar="N", help="with --all: only N of them, chosen "
+                   "by --seed (CI verifies a rotating sample)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="which sample (default: 0)")
+    p.add_argument("--changed-since", metavar="REV", help="with --sample: also every package "
+                   "whose files changed since this git revision")  # fmt: skip
+    p.add_argument("--workers", type=int, help="packages verified at once (default: cores)")
     p.add_argument("--json", metavar="REPORT", help="write the report here")
-    p.add_argument("--timeout", type=float, default=300, help="seconds (default: 300)")
+    p.add_argument("--timeout", type=float, default=300, help="seconds each (default: 300)")
     p.set_defaults(fn=cmd_verify)
     p = sub.add_parser("graph", help="the tool-dependency graph of a generated package")
     p.add_argument("folder", metavar="DIR", help="a package folder with spec.yaml, or a spec")

@@ -71,3 +71,12 @@ def test_unknown_env_and_agent_are_clear_errors(capsys):
     assert "unknown env" in capsys.readouterr().err
     assert main(["eval", "--agent", "genius"]) == 2
     assert "unknown agent 'genius'" in capsys.readouterr().err
+
+
+def test_verify_all_samples_the_suite_in_parallel_and_reports(tmp_path):
+    report = tmp_path / "verify.json"
+    assert main(["verify", "--all", "--sample", "2", "--seed", "1", "--json", str(report)]) == 0
+    data = json.loads(report.read_text())
+    assert data["packages"] == data["passed"] == 2 and not data["failed"]
+    assert all(r["passed"] for r in data["reports"])
+    assert main(["verify"]) == 2  # nothing named: a clear error
