@@ -94,8 +94,12 @@ def docstring(indent: int, summary: str, args: list[tuple[str, str]]) -> list[st
     if args:
         lines += ["", "Args:"]
         for name, text in args:
-            wrapped = textwrap.wrap(f"{name}: {' '.join(text.split())}", width - 4)
-            lines += ["    " + wrapped[0], *("        " + more for more in wrapped[1:])]
+            lines += textwrap.wrap(
+                f"{name}: {' '.join(text.split())}",
+                width,
+                initial_indent="    ",
+                subsequent_indent="        ",
+            )
         lines.append('"""')
     elif len(lines[-1]) + 3 <= width:
         lines[-1] += '"""'

@@ -373,9 +373,20 @@ def _problems(spec: Spec) -> Any:
     for rule in spec.policy:
         if rule.tool and rule.tool not in tools:
             yield f"policy {rule.id}: unknown tool {rule.tool!r}"
+    by_name = {t.name: t for t in spec.tools}
     for intent in spec.intents:
         if intent.tool not in tools:
             yield f"intent {intent.id}: unknown tool {intent.tool!r}"
+            continue
+        goal = by_name[intent.tool]
+        if intent.ask and goal.entity in entities:
+            columns = {c.name for c in entities[goal.entity].columns}
+            for name in intent.ask:
+                if name not in columns:
+                    yield (
+                        f"intent {intent.id}: asks for {name!r}, not a column of {goal.entity} "
+                        f"(what {goal.name} returns a row of)"
+                    )
         for template in [*intent.templates, *intent.held_out]:
             for braces in re.findall(r"\{[^{}]*\}", template):
                 match = PLACEHOLDER.fullmatch(braces)

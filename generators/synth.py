@@ -476,7 +476,8 @@ class Synthesizer:
         greeting = self.greeting(actor, rng)
         requests = []
         for draft, template in zip(drafts, templates, strict=True):
-            requests.append(render(self.spec, template, draft))
+            request = render(self.spec, template, draft)
+            requests.append(request[:1].upper() + request[1:])  # "{describe} ..." starts lower
             facts.update(draft.plan.facts)
         text = " One more thing: ".join(requests)
         return f"{greeting} {text}", facts
