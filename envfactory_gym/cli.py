@@ -52,18 +52,19 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def markdown_table(env_ids: list[str]) -> str:
     """The README's table of environments, made from the registry (a test keeps them equal)."""
-    from envfactory_gym.database import user_tables
+    from envfactory_gym.database import quote_name, user_tables
 
     lines = [
         "| id | domain | tools (writes) | tasks (train/test) | rows | source |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for env_id in sorted(env_ids, key=lambda e: (load_package(package_name(e)).config.domain, e)):
-        package = load_package(package_name(env_id))
+    packages = {env_id: load_package(package_name(env_id)) for env_id in env_ids}
+    for env_id in sorted(env_ids, key=lambda e: (packages[e].config.domain, e)):
+        package = packages[env_id]
         writes = sum(tool.kind == "write" for tool in package.tools.values())
         train, test = (len(package.tasks_for(s)) for s in ("train", "test"))
         conn = package.template
-        count = sum(conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
+        count = sum(conn.execute(f"SELECT count(*) FROM {quote_name(t)}").fetchone()[0]
                     for t in user_tables(conn))  # fmt: skip
         source = "spec, verified" if (package.folder / "spec.yaml").is_file() else "hand-written"
         lines.append(

@@ -54,7 +54,8 @@ def user_tables(conn: sqlite3.Connection) -> list[str]:
     return [name for (name,) in rows]
 
 
-def _quote(name: str) -> str:
+def quote_name(name: str) -> str:
+    """An SQL identifier (table or column name), double-quoted and escaped."""
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -70,44 +71,44 @@ def install_change_log(conn: sqlite3.Connection) -> None:
         "seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, pk TEXT NOT NULL, old TEXT, new TEXT)"
     )
     for table in user_tables(conn):
-        info = conn.execute(f"PRAGMA table_info({_quote(table)})").fetchall()
+        info = conn.execute(f"PRAGMA table_info({quote_name(table)})").fetchall()
         pk_columns = [row[1] for row in sorted(info, key=lambda r: r[5]) if row[5] > 0]
         surrogate = len(pk_columns) == 1 and any(
             row[1] == pk_columns[0] and row[2].upper() == "INTEGER" for row in info
         )
         columns = [row[1] for row in info if not (surrogate and row[1] == pk_columns[0])]
 
-        key_columns = [_quote(c) for c in pk_columns] or ["rowid"]
+        key_columns = [quote_name(c) for c in pk_columns] or ["rowid"]
         same_key = " AND ".join(f"OLD.{c} IS NEW.{c}" for c in key_columns)
         log = f"INSERT INTO {CHANGE_LOG} (tbl, pk, old, new) VALUES ('{table}', "
         name = table.replace('"', "")
         conn.executescript(
             f"""
-            CREATE TRIGGER "_log_{name}_insert" AFTER INSERT ON {_quote(table)} BEGIN
+            CREATE TRIGGER "_log_{name}_insert" AFTER INSERT ON {quote_name(table)} BEGIN
               {log}{_key_json("NEW", pk_columns)}, NULL, {_row_json("NEW", columns)}); END;
-            CREATE TRIGGER "_log_{name}_update" AFTER UPDATE ON {_quote(table)}
+            CREATE TRIGGER "_log_{name}_update" AFTER UPDATE ON {quote_name(table)}
               WHEN {same_key} BEGIN
               {log}{_key_json("NEW", pk_columns)}, {_row_json("OLD", columns)},
                 {_row_json("NEW", columns)}); END;
-            CREATE TRIGGER "_log_{name}_rekey" AFTER UPDATE ON {_quote(table)}
+            CREATE TRIGGER "_log_{name}_rekey" AFTER UPDATE ON {quote_name(table)}
               WHEN NOT ({same_key}) BEGIN
               {log}{_key_json("OLD", pk_columns)}, {_row_json("OLD", columns)}, NULL);
               {log}{_key_json("NEW", pk_columns)}, NULL, {_row_json("NEW", columns)}); END;
-            CREATE TRIGGER "_log_{name}_delete" AFTER DELETE ON {_quote(table)} BEGIN
+            CREATE TRIGGER "_log_{name}_delete" AFTER DELETE ON {quote_name(table)} BEGIN
               {log}{_key_json("OLD", pk_columns)}, {_row_json("OLD", columns)}, NULL); END;
             """
         )
 
 
 def _row_json(alias: str, columns: Sequence[str]) -> str:
-    pairs = ", ".join(f"'{c}', {alias}.{_quote(c)}" for c in columns)
+    pairs = ", ".join(f"'{c}', {alias}.{quote_name(c)}" for c in columns)
     return f"json_object({pairs})"
 
 
 def _key_json(alias: str, pk_columns: Sequence[str]) -> str:
     if not pk_columns:
         return f"json_array({alias}.rowid)"
-    return "json_array(" + ", ".join(f"{alias}.{_quote(c)}" for c in pk_columns) + ")"
+    return "json_array(" + ", ".join(f"{alias}.{quote_name(c)}" for c in pk_columns) + ")"
 
 
 class Database:
@@ -138,26 +139,28 @@ class Database:
     # ----- rows by key: what most tools do, with the agent-facing errors ------------------
     def get(self, table: str, key_column: str, key: Any, label: str = "") -> dict[str, Any]:
         """The row of `table` whose `key_column` is `key`; a `ToolError` names it if missing."""
-        found = self.row(f"SELECT * FROM {_quote(table)} WHERE {_quote(key_column)} = ?", (key,))
+        found = self.row(
+            f"SELECT * FROM {quote_name(table)} WHERE {quote_name(key_column)} = ?", (key,)
+        )
         if found is None:
             raise _tool_error(f"{label or table} {key!r} not found")
         return found
 
     def insert(self, table: str, row: dict[str, Any]) -> None:
         """Insert one row; a broken constraint is a `ToolError` that names it."""
-        columns = ", ".join(_quote(c) for c in row)
+        columns = ", ".join(quote_name(c) for c in row)
         marks = ", ".join("?" * len(row))
         with _constraints(table):
             self.conn.execute(
-                f"INSERT INTO {_quote(table)} ({columns}) VALUES ({marks})", tuple(row.values())
+                f"INSERT INTO {quote_name(table)} ({columns}) VALUES ({marks})", tuple(row.values())
             )
 
     def update(self, table: str, key_column: str, key: Any, changes: dict[str, Any]) -> None:
         """Set `changes` on the row whose `key_column` is `key`; constraints as in `insert`."""
-        sets = ", ".join(f"{_quote(c)} = ?" for c in changes)
+        sets = ", ".join(f"{quote_name(c)} = ?" for c in changes)
         with _constraints(table):
             self.conn.execute(
-                f"UPDATE {_quote(table)} SET {sets} WHERE {_quote(key_column)} = ?",
+                f"UPDATE {quote_name(table)} SET {sets} WHERE {quote_name(key_column)} = ?",
                 (*changes.values(), key),
             )
 
@@ -165,17 +168,19 @@ class Database:
         """Delete the row whose `key_column` is `key` (a row others still refer to stays, and
         the `ToolError` says so)."""
         with _constraints(table):
-            self.conn.execute(f"DELETE FROM {_quote(table)} WHERE {_quote(key_column)} = ?", (key,))
+            self.conn.execute(
+                f"DELETE FROM {quote_name(table)} WHERE {quote_name(key_column)} = ?", (key,)
+            )
 
     def next_key(self, table: str, key_column: str, prefix: str = "", digits: int = 5) -> Any:
         """The key for a new row: one more than the largest (prefix + zero-padded number, or an
         integer without a prefix). Derived from the state, never random, so replays are exact."""
+        key_sql, table_sql = quote_name(key_column), quote_name(table)
         if not prefix:
-            last = self.value(f"SELECT max({_quote(key_column)}) FROM {_quote(table)}")
+            last = self.value(f"SELECT max({key_sql}) FROM {table_sql}")
             return (last or 0) + 1
         last = self.value(
-            f"SELECT max({_quote(key_column)}) FROM {_quote(table)} WHERE {_quote(key_column)} "
-            "BETWEEN ? AND ?",
+            f"SELECT max({key_sql}) FROM {table_sql} WHERE {key_sql} BETWEEN ? AND ?",
             (prefix + "0" * digits, prefix + "9" * digits),
         )
         number = int(last[len(prefix) :]) + 1 if last else 1
@@ -251,7 +256,7 @@ def table_digest(conn: sqlite3.Connection, table: str) -> str:
     """sha256 over the sorted hashes of a table's rows: independent of row order."""
     row_hashes = sorted(
         hashlib.sha256(json.dumps(list(row), default=str).encode()).digest()
-        for row in conn.execute(f"SELECT * FROM {_quote(table)}")
+        for row in conn.execute(f"SELECT * FROM {quote_name(table)}")
     )
     return hashlib.sha256(b"".join(row_hashes)).hexdigest()
 

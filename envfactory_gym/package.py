@@ -14,6 +14,7 @@ import pickle
 import sqlite3
 import sys
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -98,10 +99,11 @@ class EnvPackage:
         the runtime code that builds it (database.py, which installs the change log)."""
         digest = hashlib.sha256(TEMPLATE_FORMAT.encode())
         digest.update(Path(database.__file__).read_bytes())
-        for path in sorted(self.folder.iterdir()):
-            if path.name in ("schema.sql", "seed.py") or path.suffix in DATA_SUFFIXES:
-                digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-        return digest.hexdigest()[:16]
+        inputs = (
+            p for p in self.folder.iterdir()
+            if p.name in ("schema.sql", "seed.py") or p.suffix in DATA_SUFFIXES
+        )  # fmt: skip
+        return hash_files(inputs, digest).hexdigest()[:16]
 
     def at_scale(self, scale: int) -> EnvPackage:
         """This package over a database `scale` times larger, for benchmarks: its seed must take
@@ -149,6 +151,14 @@ class EnvPackage:
 TEMPLATE_FORMAT = "envfactory-template-1"
 """Part of every cached template's key: bump it to drop every cached template at once."""
 DATA_SUFFIXES = (".csv", ".json", ".txt", ".yaml")
+
+
+def hash_files(paths: Iterable[Path], digest: Any = None) -> Any:
+    """`digest` (a new sha256 if None) updated with each file's name and bytes, in name order."""
+    digest = digest if digest is not None else hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest
 
 
 def template_cache() -> Path | None:

@@ -10,7 +10,15 @@ import re
 import textwrap
 from typing import Any
 
-from envfactory_gym.generators.spec import Column, Entity, Require, Spec, SpecError, ToolSpec
+from envfactory_gym.generators.spec import (
+    Column,
+    Entity,
+    Require,
+    Spec,
+    SpecError,
+    ToolSpec,
+    create_anchor,
+)
 
 WIDTH = 100
 PY_TYPES = {
@@ -318,7 +326,7 @@ class ToolsModule:
         docs = [self.arg_doc(entity, f) for f in [*fields, *optional]]
         body = self.foreign_key_checks(entity, fields, optional=False)
         body += self.foreign_key_checks(entity, optional, optional=True)
-        anchor = _anchor(entity, fields)
+        anchor = create_anchor(entity, tool)
         if anchor is None:
             body += self.requires(tool.requires, None, None, [*fields, *optional])
         else:
@@ -523,12 +531,6 @@ class ToolsModule:
             self.uses.add("TODAY")
             return "TODAY"
         return literal(value)
-
-
-def _anchor(entity: Entity, fields: list[str]) -> str | None:
-    """A create tool's anchor: its first foreign-key argument. Its `requires` and policy rules
-    are conditions on the row that argument points to (the order a return is for)."""
-    return next((f for f in fields if entity.column(f).references), None)
 
 
 def _reference_to(child: Entity, parent: Entity) -> str:

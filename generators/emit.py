@@ -9,7 +9,6 @@ failed generation leaves nothing behind.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import os
@@ -25,6 +24,7 @@ from pydantic import BaseModel, Field
 from envfactory_gym.generators.codegen import bracket, render_tools
 from envfactory_gym.generators.seeding import entity_order, generate_rows
 from envfactory_gym.generators.spec import Column, Entity, Spec, dump_spec
+from envfactory_gym.package import hash_files
 
 SQL_TYPES = {
     "text": "TEXT", "integer": "INTEGER", "real": "REAL", "boolean": "INTEGER",
@@ -249,20 +249,6 @@ def package_files(spec: Spec) -> dict[str, str]:
     return files
 
 
-def write_atomically(files: dict[str, str], out: Path) -> None:
-    """Write `files` into a temporary folder beside `out`, then swap it into place."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        for name, text in files.items():
-            (staging / name).write_text(text, encoding="utf-8")
-        replace_folder(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
 def replace_folder(staging: Path, out: Path) -> None:
     """Move `staging` to `out`; an existing `out` is replaced (renamed aside first)."""
     if out.exists():
@@ -368,11 +354,8 @@ packages only when it is there and its hash matches the files."""
 
 def package_hash(folder: Path) -> str:
     """sha256 over every file of a package except the marker (name and bytes, sorted)."""
-    digest = hashlib.sha256()
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.name != VERIFIED and not path.name.startswith("."):
-            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+    files = (p for p in folder.iterdir() if p.is_file() and p.name != VERIFIED and p.name[0] != ".")
+    return hash_files(files).hexdigest()
 
 
 def write_verified_marker(folder: Path, seconds: float, spec: Spec | None = None) -> None:

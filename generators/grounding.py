@@ -19,7 +19,7 @@ from collections import Counter
 from datetime import date, datetime
 from typing import Any
 
-from envfactory_gym.database import user_tables
+from envfactory_gym.database import quote_name, user_tables
 from envfactory_gym.distractors import leaves
 from envfactory_gym.package import EnvPackage
 from envfactory_gym.replay import replay
@@ -83,9 +83,11 @@ def key_values(package: EnvPackage) -> set[str]:
     conn = package.template
     found: set[str] = set()
     for table in user_tables(conn):
-        keys = [row[1] for row in conn.execute(f'PRAGMA table_info("{table}")') if row[5] > 0]
+        info = conn.execute(f"PRAGMA table_info({quote_name(table)})")
+        keys = [row[1] for row in info if row[5] > 0]
         if len(keys) == 1:
-            found |= {str(v) for (v,) in conn.execute(f'SELECT "{keys[0]}" FROM "{table}"')}
+            sql = f"SELECT {quote_name(keys[0])} FROM {quote_name(table)}"
+            found |= {str(v) for (v,) in conn.execute(sql)}
     return found
 
 

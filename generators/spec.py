@@ -403,6 +403,19 @@ def _problems(spec: Spec) -> Any:
         yield f"actor: unknown entity {spec.actor.entity!r}"
 
 
+def create_anchor(entity: Entity, tool: ToolSpec) -> str | None:
+    """A create tool's anchor: its first required foreign-key field. Its `requires` and policy
+    rules are conditions on the row that argument points to (the order a return is for)."""
+    return next(
+        (
+            name
+            for name in tool.fields
+            if name != entity.key and name not in tool.optional and entity.column(name).references
+        ),
+        None,
+    )
+
+
 def load_spec(path: str | Path) -> Spec:
     """Read a spec from YAML; errors name the file and the field."""
     import yaml

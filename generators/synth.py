@@ -23,7 +23,15 @@ from envfactory_gym.distractors import find_distractors, leaves
 from envfactory_gym.generators.graph import build_graph, producers, value_type
 from envfactory_gym.generators.grounding import GroundingError, check_task, key_values, spoken
 from envfactory_gym.generators.seeding import make_value
-from envfactory_gym.generators.spec import PLACEHOLDER, Entity, Intent, PolicyRule, Spec, ToolSpec
+from envfactory_gym.generators.spec import (
+    PLACEHOLDER,
+    Entity,
+    Intent,
+    PolicyRule,
+    Spec,
+    ToolSpec,
+    create_anchor,
+)
 from envfactory_gym.package import EnvPackage
 from envfactory_gym.replay import replay
 from envfactory_gym.reward import number_value
@@ -300,7 +308,7 @@ class Synthesizer:
             return self.spec.entity(tool.transfer.entity), None
         entity = self.spec.entity(tool.entity or "")
         if tool.pattern == "create":
-            anchor = next((f for f in tool.fields if entity.column(f).references), None)
+            anchor = create_anchor(entity, tool)
             if anchor is None:
                 return self.actor_entity, None
             return self.spec.entity(entity.column(anchor).references or ""), anchor

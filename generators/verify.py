@@ -44,7 +44,7 @@ from gymnasium.utils.env_checker import check_env
 from pydantic import BaseModel, Field
 
 from envfactory_gym.checker import check_package
-from envfactory_gym.database import Database, table_digest, user_tables
+from envfactory_gym.database import Database, quote_name, table_digest, user_tables
 from envfactory_gym.package import EnvPackage, load_package
 from envfactory_gym.tools import Tool, ToolError
 
@@ -1067,10 +1067,6 @@ def _words(name: str) -> set[str]:
     }
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 class _Sampler:
     """Valid-looking arguments from the seed data: each scalar argument takes the value of a
     column of the same name, from rows that belong together (joined on shared key columns)."""
@@ -1080,10 +1076,10 @@ class _Sampler:
         self.tables: list[_Table] = []
         referenced: dict[str, set[str]] = {}
         for name in user_tables(conn):
-            info = conn.execute(f"PRAGMA table_info({_quote(name)})").fetchall()
+            info = conn.execute(f"PRAGMA table_info({quote_name(name)})").fetchall()
             primary = {row[1] for row in info if row[5] > 0}
             keys = set(primary)
-            for fk in conn.execute(f"PRAGMA foreign_key_list({_quote(name)})"):
+            for fk in conn.execute(f"PRAGMA foreign_key_list({quote_name(name)})"):
                 keys.add(fk[3])
                 if fk[4] is not None:
                     referenced.setdefault(fk[2], set()).add(fk[4])
@@ -1153,21 +1149,21 @@ class _Sampler:
     ) -> dict[str, Any] | None:
         """A random row with the columns non-null, joined to the rows chosen so far when it
         shares a key column with them (else any row)."""
-        present = [f"{_quote(c)} IS NOT NULL" for c in columns]
+        present = [f"{quote_name(c)} IS NOT NULL" for c in columns]
         joins = [
             c
             for c in table.columns
             if c in table.keys and c not in columns and known.get(c) is not None
         ]
         for use in [joins, []] if joins else [[]]:
-            where = " AND ".join(present + [f"{_quote(c)} = ?" for c in use]) or "1"
+            where = " AND ".join(present + [f"{quote_name(c)} = ?" for c in use]) or "1"
             params = [known[c] for c in use]
             count = self.conn.execute(
-                f"SELECT count(*) FROM {_quote(table.name)} WHERE {where}", params
+                f"SELECT count(*) FROM {quote_name(table.name)} WHERE {where}", params
             ).fetchone()[0]
             if count:
                 cursor = self.conn.execute(
-                    f"SELECT * FROM {_quote(table.name)} WHERE {where} LIMIT 1 OFFSET ?",
+                    f"SELECT * FROM {quote_name(table.name)} WHERE {where} LIMIT 1 OFFSET ?",
                     [*params, rng.randrange(count)],
                 )
                 values = cursor.fetchone()

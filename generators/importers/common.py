@@ -33,6 +33,7 @@ from ..spec import (
     ToolSpec,
     Transfer,
     ValueGen,
+    create_anchor,
     dump_spec,
 )
 
@@ -3020,7 +3021,7 @@ class SpecBuilder:
 
     def _create_intent(self, tool: ToolSpec, table: _Table) -> Intent:
         entity = table.entity
-        anchor = next((f for f in tool.fields if entity.column(f).references), None)
+        anchor = create_anchor(entity, tool)
         others = [f for f in tool.fields if f != anchor and not entity.column(f).references]
         linked = [f for f in tool.fields if f != anchor and entity.column(f).references]
         labels = [self.tables[entity.column(f).references or ""].label for f in linked]
