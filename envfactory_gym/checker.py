@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from envfactory_gym.actions import format_tool_call
-from envfactory_gym.database import Database, canonical_diff
+from envfactory_gym.database import canonical_diff
 from envfactory_gym.distractors import leaves
 from envfactory_gym.env import ToolUseEnv
 from envfactory_gym.package import EnvPackage, load_package
@@ -184,26 +184,28 @@ def _check_collateral(
 
 def table_scans(package: EnvPackage) -> list[str]:
     """Each statement run by the package's ground-truth calls that scans a table to filter it,
-    as 'tool: SCAN table in <statement>'."""
-    db = Database(package.template)
-    statements: dict[str, str] = {}
+    as 'tool: SCAN table in <statement>' (a composite's on each member's database)."""
+    db = package.new_database()
+    statements: dict[tuple[str, str], str] = {}  # (database, sql) -> the tool that ran it
     for task in package.tasks:
         db.reset()
         for call in task.calls:
             tool = package.tools[call.name]
-            seen: list[str] = []
-            db.conn.set_trace_callback(seen.append)
+            seen: list[tuple[str, str]] = []
+            for name, conn in db.connections.items():
+                conn.set_trace_callback(lambda sql, name=name, seen=seen: seen.append((name, sql)))
             try:
                 with db.call():
                     tool(db, **tool.validate(call.arguments))
             except Exception:  # noqa: BLE001 - the replay check reports failing calls
                 pass
             finally:
-                db.conn.set_trace_callback(None)
-            for sql in seen:
-                statements.setdefault(sql, call.name)
+                for conn in db.connections.values():
+                    conn.set_trace_callback(None)
+            for where in seen:
+                statements.setdefault(where, call.name)
     found: dict[tuple[str, str], str] = {}  # (tool, plan) -> one statement that shows it
-    for sql, tool_name in statements.items():
+    for (name, sql), tool_name in statements.items():
         words = sql.lstrip().split(None, 1)
         if not words or words[0].upper() not in ("SELECT", "UPDATE", "DELETE", "WITH"):
             continue
@@ -211,7 +213,7 @@ def table_scans(package: EnvPackage) -> list[str]:
             continue  # a listing of a whole table reads it all by design
         if _TEXT_SEARCH.search(sql):
             continue  # a search for words inside text reads the rows by nature
-        for row in db.conn.execute("EXPLAIN QUERY PLAN " + sql):
+        for row in db.connections[name].execute("EXPLAIN QUERY PLAN " + sql):
             detail = row[3]
             target = detail.split()[1] if detail.startswith("SCAN ") else "("
             if not target.startswith("(") and target != "CONSTANT":  # a table or its alias

@@ -63,10 +63,12 @@ def markdown_table(env_ids: list[str]) -> str:
         package = packages[env_id]
         writes = sum(tool.kind == "write" for tool in package.tools.values())
         train, test = (len(package.tasks_for(s)) for s in ("train", "test"))
-        conn = package.template
         count = sum(conn.execute(f"SELECT count(*) FROM {quote_name(t)}").fetchone()[0]
+                    for conn in package.member_templates().values()
                     for t in user_tables(conn))  # fmt: skip
         source = "spec, verified" if (package.folder / "spec.yaml").is_file() else "hand-written"
+        if package.config.members:
+            source = "composite of " + ", ".join(package.config.members)
         lines.append(
             f"| `{env_id}` | {package.config.domain} | {len(package.tools)} ({writes}) | "
             f"{len(package.tasks)} ({train}/{test}) | {count:,} | {source} |"
@@ -78,16 +80,66 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from envfactory_gym.agents import make_agent
     from envfactory_gym.evaluation import evaluate
 
+    env_ids = _matching_envs(args.env)
+    if not env_ids:
+        print(f"envfactory eval: no registered env matches {args.env!r} "
+              "(`envfactory list` shows them)", file=sys.stderr)  # fmt: skip
+        return 2
     agent = make_agent(args.agent, **({"seed": args.seed} if args.agent == "random" else {}))
-    report = evaluate(args.env, agent, args.agent, split=args.split, seed=args.seed)
-    print(
-        f"{report['env']} {report['agent']} split={report['split']}: "
-        f"success {report['success_rate']:.3f}, mean reward {report['mean_reward']:.3f} "
-        f"over {report['tasks']} tasks"
-    )
+    one = len(env_ids) == 1
+    reports = []
+    for env_id in env_ids if one else _progress(env_ids, "eval", "env"):
+        report = evaluate(env_id, agent, args.agent, split=args.split, seed=args.seed,
+                          progress=one)  # fmt: skip
+        reports.append(report)
+        if one or report["success_rate"] < 1.0 and args.agent == "oracle":
+            print(
+                f"{report['env']} {report['agent']} split={report['split']}: "
+                f"success {report['success_rate']:.3f}, mean reward {report['mean_reward']:.3f} "
+                f"over {report['tasks']} tasks"
+            )
+    if not one:
+        summary = suite_summary(reports)
+        print(
+            f"{summary['envs']} envs, {args.agent}, split={args.split}: success "
+            f"{summary['success_rate']:.3f}, mean reward {summary['mean_reward']:.3f} over "
+            f"{summary['tasks']} tasks (per env: min {summary['min_success_rate']:.3f}, "
+            f"max {summary['max_success_rate']:.3f}) in {summary['seconds']:.1f} s"
+        )
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        data = reports[0] if one else {**suite_summary(reports), "reports": reports}
+        Path(args.json).write_text(json.dumps(data, indent=2))
     return 0
+
+
+def _matching_envs(pattern: str) -> list[str]:
+    """The registered gym ids a shell-style pattern ('envfactory/*') names, or the id itself."""
+    import fnmatch
+
+    if not any(ch in pattern for ch in "*?["):
+        return [pattern] if pattern in gym.registry else []
+    return sorted(fnmatch.filter(envfactory_gym.ENV_IDS, pattern))
+
+
+def _progress(items: list[str], desc: str, unit: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit=unit, file=sys.stderr)
+
+
+def suite_summary(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Totals over several envs' evaluation reports: every task counts once."""
+    tasks = sum(r["tasks"] for r in reports) or 1
+    rates = [r["success_rate"] for r in reports]
+    return {
+        "envs": len(reports),
+        "tasks": sum(r["tasks"] for r in reports),
+        "success_rate": sum(r["success_rate"] * r["tasks"] for r in reports) / tasks,
+        "mean_reward": sum(r["mean_reward"] * r["tasks"] for r in reports) / tasks,
+        "min_success_rate": min(rates, default=0.0),
+        "max_success_rate": max(rates, default=0.0),
+        "seconds": sum(r["seconds"] for r in reports),
+    }
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -220,6 +272,11 @@ def _suite_folders(args: argparse.Namespace) -> list[Path]:
     chosen = set(random.Random(args.seed).sample(every, min(args.sample, len(every))))
     if args.changed_since:
         chosen |= {root / name for name in _changed_packages(args.changed_since)} & set(every)
+    from envfactory_gym.package import read_config
+
+    for folder in every:  # a composite is re-verified when one of its members is
+        if {root / m for m in read_config(folder).members} & chosen:
+            chosen.add(folder)
     return sorted(chosen)
 
 
@@ -332,7 +389,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_list)
     p = sub.add_parser("eval", help="run an agent over an env's tasks")
-    p.add_argument("--env", default="envfactory/Airline-v0")
+    p.add_argument("--env", default="envfactory/Airline-v0",
+                   help="a gym id, or a pattern: 'envfactory/*' is the whole suite")  # fmt: skip
     p.add_argument("--agent", default="oracle", help="oracle | random")
     p.add_argument("--split", default="test", choices=["train", "test", "all"])
     p.add_argument("--seed", type=int, default=0)
@@ -426,7 +484,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if getattr(args, "env", None) and args.env not in gym.registry:
+    env = getattr(args, "env", None)
+    pattern = args.fn is cmd_eval and any(ch in (env or "") for ch in "*?[")
+    if env and env not in gym.registry and not pattern:
         known = ", ".join(envfactory_gym.ENV_IDS)
         print(f"envfactory: unknown env {args.env!r}; registered: {known}", file=sys.stderr)
         return 2

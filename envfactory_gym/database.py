@@ -208,6 +208,20 @@ class Database:
     def close(self) -> None:
         self.conn.close()
 
+    @property
+    def total_changes(self) -> int:
+        """Rows changed on this handle so far: a read that moves it wrote."""
+        return self.conn.total_changes
+
+    @property
+    def connections(self) -> dict[str, sqlite3.Connection]:
+        """The SQLite connections behind this handle, by name ('' for a single database)."""
+        return {"": self.conn}
+
+    def foreign_key_violations(self) -> list[tuple[Any, ...]]:
+        """`PRAGMA foreign_key_check`: rows whose references point nowhere."""
+        return self.conn.execute("PRAGMA foreign_key_check").fetchall()
+
     # ----- what changed -------------------------------------------------------------------
     def _read_log(self) -> tuple[list[tuple[str, str, str | None, str | None]], set]:
         """One pass over the change log: the net changes, and every row changed at some point."""

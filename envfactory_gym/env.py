@@ -11,7 +11,7 @@ from typing import Any
 import gymnasium as gym
 
 from envfactory_gym.actions import ParsedAction, ParsedCall, parse_action
-from envfactory_gym.database import Database, diff_digest
+from envfactory_gym.database import diff_digest
 from envfactory_gym.package import EnvPackage, load_package
 from envfactory_gym.reward import CallRecord, RewardBreakdown, RewardConfig, compute_reward
 from envfactory_gym.spaces import AnyText
@@ -96,7 +96,7 @@ class ToolUseEnv(gym.Env[str, str]):
         self.action_space = AnyText(MAX_TEXT)
         self.tools = self.package.tools
         self.system_prompt = _system_prompt(self.package)
-        self.db = Database(self.package.template)
+        self.db = self.package.new_database()
         self.task: Task | None = None
         self.messages: list[dict[str, Any]] = []
         self.calls: list[CallRecord] = []
@@ -281,9 +281,9 @@ class ToolUseEnv(gym.Env[str, str]):
                 with self.db.call():
                     outcome, ok = _to_text(tool(self.db, **arguments)), True
             else:  # a read needs no savepoint; the guard catches one that writes anyway
-                changes = self.db.conn.total_changes
+                changes = self.db.total_changes
                 outcome, ok = _to_text(tool(self.db, **arguments)), True
-                if self.db.conn.total_changes != changes:
+                if self.db.total_changes != changes:
                     raise ToolError(
                         f"{tool.name} is declared kind={tool.kind!r} but changed the database; "
                         "a tool that writes must be declared @tool(kind='write')"
@@ -330,7 +330,7 @@ class ToolUseEnv(gym.Env[str, str]):
         expected = state.pop("_state_check")
         self.__dict__.update(state)
         self.tools = self.package.tools
-        self.db = Database(self.package.template)
+        self.db = self.package.new_database()
         for record in self.calls:  # failed calls rolled back: only successful ones changed state
             if record.ok:
                 with self.db.call():

@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from envfactory_gym import database
-from envfactory_gym.database import build_template, connect_memory
+from envfactory_gym.database import Database, build_template, connect_memory
 from envfactory_gym.reward import RewardConfig
 from envfactory_gym.tasks import Task, load_tasks
 from envfactory_gym.tools import Tool
@@ -49,6 +49,11 @@ class EnvConfig(BaseModel):
     max_turns: int = Field(30, gt=0)
     max_user_replies: int = Field(3, ge=0)
     reward: RewardConfig = Field(default_factory=RewardConfig)
+    members: list[str] = Field(
+        default_factory=list,
+        description="A composite env's member packages (builtin names or folders relative to "
+        "this one): their tools over their own databases, at once. Empty for a plain package.",
+    )
 
     @property
     def gym_id(self) -> str:
@@ -93,6 +98,18 @@ class EnvPackage:
         if self._template is None:
             self._template = load_or_build_template(self)
         return self._template
+
+    def new_database(self) -> Database:
+        """A fresh handle on a private copy of the template: what each env instance holds."""
+        return Database(self.template)
+
+    def member_templates(self) -> dict[str, sqlite3.Connection]:
+        """The pristine databases by name: this package's one (a composite has one per member)."""
+        return {self.name: self.template}
+
+    def build_templates(self) -> dict[str, sqlite3.Connection]:
+        """`member_templates()` built afresh from schema and seed (no cache)."""
+        return {self.name: self.build_database()}
 
     def content_hash(self) -> str:
         """A hash of everything the template is built from: schema, seed code, data files, and
@@ -198,7 +215,16 @@ def load_package(name_or_path: str) -> EnvPackage:
         folder = builtin_envs_dir() / name_or_path
     if not (folder / "env.toml").is_file():
         raise FileNotFoundError(f"no env package {name_or_path!r} (looked for {folder}/env.toml)")
-    return EnvPackage(folder.resolve())
+    return open_package(folder.resolve())
+
+
+def open_package(folder: Path) -> EnvPackage:
+    """The package in `folder` (not cached): a composite when its env.toml names members."""
+    if read_config(folder).members:
+        from envfactory_gym.composite import CompositePackage
+
+        return CompositePackage(folder)
+    return EnvPackage(folder)
 
 
 def _import(folder: Path, module: str) -> ModuleType:

@@ -21,7 +21,7 @@ class Replay:
 
 def replay(package: EnvPackage, calls: list[ToolCall], db: Database | None = None) -> Replay:
     """Run the calls in order on a pristine database; any failing call raises."""
-    db = db or Database(package.template)
+    db = db or package.new_database()
     db.reset()
     results = []
     for index, call in enumerate(calls):
@@ -29,10 +29,10 @@ def replay(package: EnvPackage, calls: list[ToolCall], db: Database | None = Non
         if tool is None:
             raise ValueError(f"call {index}: unknown tool {call.name!r}")
         arguments = tool.validate(call.arguments)
-        changes = db.conn.total_changes
+        changes = db.total_changes
         with db.call():
             results.append(tool(db, **arguments))
-        if tool.kind != "write" and db.conn.total_changes != changes:
+        if tool.kind != "write" and db.total_changes != changes:
             raise ValueError(f"call {index}: {call.name} is not a write tool but wrote")
     written: dict[str, list[list[Any]]] = {}
     for table, key in sorted(db.written_rows()):

@@ -44,7 +44,7 @@ from gymnasium.utils.env_checker import check_env
 from pydantic import BaseModel, Field
 
 from envfactory_gym.checker import check_package
-from envfactory_gym.database import Database, quote_name, table_digest, user_tables
+from envfactory_gym.database import quote_name, table_digest, user_tables
 from envfactory_gym.package import EnvPackage, load_package
 from envfactory_gym.tools import Tool, ToolError
 
@@ -558,8 +558,8 @@ class _Verifier:
         _PROGRESS.enter("load", "schema.sql + seed.py")
         self.stages["load"] += 1
         try:
-            template = package.template
-            fresh = package.build_database()
+            templates = package.member_templates()
+            rebuilt = package.build_templates()
         except Exception as exc:  # noqa: BLE001
             self.fail("load", "schema.sql + seed.py", f"cannot build: {_describe(exc)}")
             return None
@@ -569,24 +569,27 @@ class _Verifier:
             ("foreign_keys", "PRAGMA foreign_keys", [(1,)]),
             ("ignore_check_constraints", "PRAGMA ignore_check_constraints", [(0,)]),
         )
-        for name, sql, expected in checks:
+        for name, template in templates.items():
+            fresh = rebuilt[name]
+            for check, sql, expected in checks:
+                self.stages["load"] += 1
+                found = fresh.execute(sql).fetchall()
+                if found != expected:
+                    detail = f"{sql} gave {_summary(found[:5], 400)}, not {expected}"
+                    self.fail("load", check if len(templates) == 1 else f"{name}: {check}", detail)
             self.stages["load"] += 1
-            found = fresh.execute(sql).fetchall()
-            if found != expected:
-                self.fail("load", name, f"{sql} gave {_summary(found[:5], 400)}, not {expected}")
-        self.stages["load"] += 1
-        differ = [
-            table
-            for table in user_tables(template)
-            if table_digest(template, table) != table_digest(fresh, table)
-        ]
-        if differ or user_tables(template) != user_tables(fresh):
-            self.fail(
-                "load",
-                "seed.py",
-                f"the seed is not deterministic: a second build differs in {differ}",
-            )
-        fresh.close()
+            differ = [
+                table
+                for table in user_tables(template)
+                if table_digest(template, table) != table_digest(fresh, table)
+            ]
+            if differ or user_tables(template) != user_tables(fresh):
+                self.fail(
+                    "load",
+                    "seed.py" if len(templates) == 1 else f"{name}: seed.py + link.py",
+                    f"the seed is not deterministic: a second build differs in {differ}",
+                )
+            fresh.close()
         return package
 
     # ----- tools --------------------------------------------------------------------------
@@ -594,14 +597,16 @@ class _Verifier:
         """Valid calls (each task's ground truth, then arguments sampled from the seed data)
         succeed; invalid ones raise `ToolError` and leave no trace."""
         probe = _Probe(package)
-        sampler = _Sampler(package.template)
+        samplers = {name: _Sampler(t) for name, t in package.member_templates().items()}
         self.tools_valid = dict.fromkeys(package.tools, 0)
         self.tools_invalid = dict.fromkeys(package.tools, 0)
         good: dict[str, dict[str, Any]] = {}  # tool -> arguments of a call that succeeded
         covered = self._ground_truth_calls(package, probe, good)
         for tool in package.tools.values():
+            sampler = samplers[getattr(tool, "member", package.name)]
             self._sampled_calls(tool, probe, sampler, good, covered)
         for tool in package.tools.values():
+            sampler = samplers[getattr(tool, "member", package.name)]
             base = good.get(tool.name) or _placeholders(tool)
             for case in _invalid_cases(tool, base, sampler.key_columns):
                 _PROGRESS.enter("tools", tool.name)
@@ -671,6 +676,13 @@ class _Verifier:
                 crashed = True
                 self.fail("tools", tool.name, f"sampled call {last_error}")
         if crashed:
+            return
+        member = getattr(tool, "member", None)
+        if member and tool.name not in covered and not self.tools_valid[tool.name]:
+            self.notes.append(
+                f"{tool.name}: no composite task calls it and no sampled call succeeded (last: "
+                f"{last_error}); its valid calls are verified with its package, {member}"
+            )
             return
         if tool.kind != "write" and not succeeded:
             self.fail(
@@ -815,7 +827,7 @@ class _Probe:
 
     def __init__(self, package: EnvPackage) -> None:
         self.package = package
-        self.db = Database(package.template)
+        self.db = package.new_database()
 
     def fresh(self) -> None:
         """Back to the start state (a new copy if a tool broke the episode savepoint)."""
@@ -824,13 +836,13 @@ class _Probe:
         except sqlite3.Error:
             with contextlib.suppress(sqlite3.Error):
                 self.db.close()
-            self.db = Database(self.package.template)
+            self.db = self.package.new_database()
 
     def call(self, tool: Tool, arguments: Any, *, fresh: bool = True) -> _Outcome:
         if fresh:
             self.fresh()
         db = self.db
-        changes = db.conn.total_changes
+        changes = db.total_changes
         result, error = None, None
         try:
             validated = tool.validate(arguments)
@@ -844,10 +856,10 @@ class _Probe:
             diff = db.diff()
         except sqlite3.Error as exc:
             diff = {"<change log unreadable>": {"error": [str(exc)]}}
-        wrote = db.conn.total_changes != changes
+        wrote = db.total_changes != changes
         violations = []
         if error is None and wrote:
-            violations = db.conn.execute("PRAGMA foreign_key_check").fetchall()
+            violations = db.foreign_key_violations()
         return _Outcome(result, error, diff, wrote, violations)
 
     def close(self) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from envfactory_gym.package import read_config
+
 ROOT = Path(__file__).resolve().parent.parent
 # folder in the repository -> its place in the wheel (setup.py maps the same folders)
 MAPPED = {
@@ -23,6 +25,7 @@ MAPPED = {
     "generators": "envfactory_gym/generators",
 }
 ENV_FILES = ("env.toml", "tasks.jsonl", "schema.sql", "policy.md", "seed.py", "tools.py")
+COMPOSITE_FILES = ("env.toml", "tasks.jsonl", "policy.md", "link.py")
 ENV_DATA = ("*.toml", "*.sql", "*.md", "*.jsonl", "*.yaml", "*.json", "*.csv")
 HEAVY = ("torch", "transformers", "trl", "accelerate", "peft", "datasets")
 
@@ -84,7 +87,7 @@ def test_every_env_and_package_is_in_the_wheel(wheel):
     missing = [
         f"envs/{env.name}/{f}"
         for env in envs
-        for f in ENV_FILES
+        for f in (COMPOSITE_FILES if read_config(env).members else ENV_FILES)
         if f"envfactory_gym/envs/{env.name}/{f}" not in names
     ]
     packages = source_packages()

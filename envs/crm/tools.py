@@ -12,7 +12,7 @@ from pydantic import Field
 
 from envfactory_gym import Database, ToolError, tool
 
-NOW = "2025-09-15T10:00:00"
+NOW = "2025-09-16T10:00:00"
 AccountIndustry = Literal[
     "software",
     "manufacturing",
