@@ -6,6 +6,7 @@ runtime's tool API (`tool`, `ToolError`, `Database.get/insert/update/delete/next
 from __future__ import annotations
 
 import json
+import keyword
 import re
 import textwrap
 from typing import Any
@@ -262,7 +263,7 @@ class ToolsModule:
     def _get(self, tool: ToolSpec) -> tuple[list[str], list[tuple[str, str]], list[str]]:
         entity = self.entity(tool)
         by = tool.by or entity.key
-        var = entity.label.replace(" ", "_")
+        var = variable_name(entity.label)
         body = bracket(4, f"{var} = db.get", [q(entity.name), q(by), by, q(entity.label)])
         for child_name in tool.include:
             child = self.spec.entity(child_name)
@@ -390,7 +391,7 @@ class ToolsModule:
 
     def _transition(self, tool: ToolSpec) -> tuple[list[str], list[tuple[str, str]], list[str]]:
         entity = self.entity(tool)
-        var = entity.label.replace(" ", "_")
+        var = variable_name(entity.label)
         state = tool.state_column
         body = self.get_call(entity, entity.key, f"{var} = ")
         allowed = (
@@ -565,3 +566,10 @@ def _or(words: list[str]) -> str:
 def render_tools(spec: Spec) -> str:
     """The text of tools.py for `spec`."""
     return ToolsModule(spec).render()
+
+
+def variable_name(label: str) -> str:
+    """A Python local variable for an entity's label: spaces become underscores, and a keyword
+    ('pass', 'class') gets a trailing underscore."""
+    name = label.replace(" ", "_")
+    return name + "_" if keyword.iskeyword(name) else name

@@ -206,12 +206,16 @@ def render_env_toml(spec: Spec) -> str:
 
 def seeded_rows(spec: Spec) -> dict[str, list[dict[str, Any]]]:
     """The generated rows after `seed_sql`, loaded under the schema's constraints (a row that
-    breaks one fails here, naming it), each table in key order."""
-    conn = sqlite3.connect(":memory:")
+    breaks one fails here, naming it), each table in key order. Foreign keys are checked once
+    `seed_sql` has run, so it may delete parents before their children; a failing statement is
+    named."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
     conn.execute("PRAGMA foreign_keys = ON")
     conn.row_factory = sqlite3.Row
     conn.executescript(render_schema(spec))
     generated = generate_rows(spec)
+    conn.execute("BEGIN")
+    conn.execute("PRAGMA defer_foreign_keys = ON")
     try:
         for entity in entity_order(spec):
             columns = [c.name for c in entity.columns]
@@ -220,10 +224,25 @@ def seeded_rows(spec: Spec) -> dict[str, list[dict[str, Any]]]:
                 f"VALUES ({', '.join('?' * len(columns))})",
                 [tuple(row[c] for c in columns) for row in generated[entity.name]],
             )
-        for statement in spec.seed_sql:
-            conn.execute(statement)
     except sqlite3.Error as exc:
         raise GenerationError(f"{spec.name}: seed rows break the schema: {exc}") from None
+    for number, statement in enumerate(spec.seed_sql, 1):
+        try:
+            conn.execute(statement)
+        except sqlite3.Error as exc:
+            shown = " ".join(statement.split())
+            shown = shown if len(shown) <= 120 else shown[:117] + "..."
+            raise GenerationError(
+                f"{spec.name}: seed_sql statement {number} fails ({exc}): {shown}"
+            ) from None
+    broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        table, rowid, parent, _ = broken[0]
+        raise GenerationError(
+            f"{spec.name}: after seed_sql, {len(broken)} rows point at missing rows (first: "
+            f"{table} rowid {rowid} -> {parent}); delete the children with their parents"
+        )
+    conn.execute("COMMIT")
     return {
         entity.name: [
             dict(row) for row in conn.execute(f"SELECT * FROM {entity.name} ORDER BY {entity.key}")

@@ -362,12 +362,20 @@ def _problems(spec: Spec) -> Any:
         if tool.pattern == "transition" and not (tool.to_state and tool.from_states):
             yield f"tool {tool.name}: a transition needs from_states and to_state"
         if tool.pattern == "create":
-            given = {entities[tool.entity].key, *tool.fields, *tool.optional, *tool.set}
+            given = {entities[tool.entity].key, *tool.fields, *tool.set}
             for column in entities[tool.entity].columns:
-                if column.name not in given and not column.nullable and column.default is None:
+                if column.name in given or column.nullable or column.default is not None:
+                    continue
+                if column.name in tool.optional:
                     yield (
                         f"tool {tool.name}: {tool.entity}.{column.name} is NOT NULL without a "
-                        "default; add it to fields, optional or set, or give it a default"
+                        "default, so it cannot be optional; move it to fields, make it nullable, "
+                        "or give it a default"
+                    )
+                else:
+                    yield (
+                        f"tool {tool.name}: {tool.entity}.{column.name} is NOT NULL without a "
+                        "default; add it to fields or set, or give it a default"
                     )
     tools = set(names)
     for rule in spec.policy:

@@ -352,6 +352,7 @@ class Synthesizer:
                     arguments[name] = new[name]
                 else:
                     return None  # a field the intent does not say how to fill
+            arguments |= {name: new[name] for name in tool.optional if name in new}
             return arguments
         return None
 
@@ -421,8 +422,11 @@ class Synthesizer:
     def _owned_row(
         self, entity: Entity, actor: dict, exclude: dict, rng: random.Random
     ) -> dict | None:
-        """A row of `entity` the actor owns (other than `exclude`), or any row if the entity
-        has no owner."""
+        """A row of `entity` the actor owns (other than `exclude`), the actor itself when the
+        entity is the actor's (a bid placed by the person asking), or any row if the entity has
+        no owner."""
+        if entity.name == self.actor_entity.name and exclude.get(entity.key) is None:
+            return actor
         column = next(
             (c.name for c in entity.columns if c.references == self.actor_entity.name), None
         )
@@ -485,7 +489,7 @@ class Synthesizer:
         requests = []
         for draft, template in zip(drafts, templates, strict=True):
             request = render(self.spec, template, draft)
-            requests.append(request[:1].upper() + request[1:])  # "{describe} ..." starts lower
+            requests.append(_capitalized(request))  # "{describe} ..." starts lower
             facts.update(draft.plan.facts)
         text = " One more thing: ".join(requests)
         return f"{greeting} {text}", facts
@@ -704,3 +708,12 @@ def render(spec: Spec, template: str, draft: Draft) -> str:
         return spoken(row[name], style)
 
     return PLACEHOLDER.sub(fill, template)
+
+
+def _capitalized(sentence: str) -> str:
+    """The sentence with a capital first letter, unless it starts with an address or handle
+    ('mira.patel@example.com wants...'), which the user would type as it is."""
+    first = sentence.split(" ", 1)[0]
+    if "@" in first or first.startswith(("#", "http")):
+        return sentence
+    return sentence[:1].upper() + sentence[1:]

@@ -608,7 +608,7 @@ class _Verifier:
         for tool in package.tools.values():
             sampler = samplers[getattr(tool, "member", package.name)]
             base = good.get(tool.name) or _placeholders(tool)
-            for case in _invalid_cases(tool, base, sampler.key_columns):
+            for case in _invalid_cases(tool, base, sampler.key_columns, sampler.plain_columns):
                 _PROGRESS.enter("tools", tool.name)
                 self.stages["tools"] += 1
                 self.tools_invalid[tool.name] += 1
@@ -1031,9 +1031,12 @@ class _Case:
     """The argument given a nonexistent value (a create may take it as the new row's key)."""
 
 
-def _invalid_cases(tool: Tool, base: dict[str, Any], key_columns: set[str]) -> Iterator[_Case]:
+def _invalid_cases(
+    tool: Tool, base: dict[str, Any], key_columns: set[str], plain_columns: set[str] = frozenset()
+) -> Iterator[_Case]:
     """Each required argument missing, each argument of a wrong type, an unknown argument, and
-    a nonexistent value for each key-like argument, each a change to the valid `base`."""
+    a nonexistent value for each key-like argument (a key column, or an `*_id` argument that is
+    no plain column: a member number is text, not a key), each a change to the valid `base`."""
     properties = tool.parameters.get("properties", {})
     for name in tool.parameters.get("required", []):
         yield _Case(f"missing {name!r}", {k: v for k, v in base.items() if k != name})
@@ -1043,7 +1046,8 @@ def _invalid_cases(tool: Tool, base: dict[str, Any], key_columns: set[str]) -> I
             yield _Case(f"wrong type for {name!r}: {wrong!r}", {**base, name: wrong})
     yield _Case(f"unknown argument {UNKNOWN_ARGUMENT!r}", {**base, UNKNOWN_ARGUMENT: "x"})
     for name, prop in properties.items():
-        key_like = name in key_columns or name == "id" or name.endswith("_id")
+        id_like = (name == "id" or name.endswith("_id")) and name not in plain_columns
+        key_like = name in key_columns or id_like
         if not key_like or _enum(prop):
             continue
         types = _types(prop)
@@ -1069,6 +1073,8 @@ class _Table:
     primary: set[str]
     keys: set[str]
     """Primary-key and foreign-key columns: what rows of different tables are joined on."""
+    unique: set[str]
+    """Columns that name one row on their own (a lookup by one of them is this table's)."""
 
 
 def _words(name: str) -> set[str]:
@@ -1095,10 +1101,16 @@ class _Sampler:
                 keys.add(fk[3])
                 if fk[4] is not None:
                     referenced.setdefault(fk[2], set()).add(fk[4])
-            self.tables.append(_Table(name, [row[1] for row in info], primary, keys))
+            unique = set(primary) if len(primary) == 1 else set()
+            for index in conn.execute(f"PRAGMA index_list({quote_name(name)})").fetchall():
+                columns = conn.execute(f"PRAGMA index_info({quote_name(index[1])})").fetchall()
+                if index[2] and len(columns) == 1:
+                    unique.add(columns[0][2])
+            self.tables.append(_Table(name, [row[1] for row in info], primary, keys, unique))
         for table in self.tables:
             table.keys |= referenced.get(table.name, set())
         self.key_columns = {column for table in self.tables for column in table.keys}
+        self.plain_columns = {c for t in self.tables for c in t.columns} - self.key_columns
         self.primary = {table.name: table.primary for table in self.tables}
 
     def samples(self, tool: Tool) -> list[dict[str, Any]]:
@@ -1132,6 +1144,7 @@ class _Sampler:
                 self.tables,
                 key=lambda t: (
                     len(set(remaining) & set(t.columns)),
+                    len(set(remaining) & t.unique),
                     len(tool_words & _words(t.name)),
                     len(set(remaining) & t.primary),
                 ),

@@ -299,3 +299,81 @@ def test_update_stamps_its_fixed_values(extended_shop: Path) -> None:
     package.tools["update_phone"](db, customer_id="CUS00001", phone="+1-555-0100")
     row = db.get("customers", "customer_id", "CUS00001")
     assert (row["phone"], row["phone_changed"]) == ("+1-555-0100", "2025-06-02")
+
+
+def _shop_variant(tmp_path: Path, change) -> Path:
+    data = yaml.safe_load(SHOP.read_text())
+    change(data)
+    path = tmp_path / "shop.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_an_entity_named_by_a_python_keyword_still_compiles(tmp_path: Path) -> None:
+    def add_get_return(data: dict) -> None:  # `returns` is singular `return`, a keyword
+        data["tools"].append(
+            {"name": "get_return", "pattern": "get", "entity": "returns",
+             "description": "Get a return request by its id."}
+        )  # fmt: skip
+
+    out = tmp_path / "shop"
+    generate_package(_shop_variant(tmp_path, add_get_return), out, tasks=60, verify=False)
+    package = EnvPackage(out)
+    db = package.new_database()
+    first = db.value("SELECT return_id FROM returns ORDER BY return_id")
+    assert package.tools["get_return"](db, return_id=first)["return_id"] == first
+
+
+def test_seed_sql_may_delete_parents_first_and_a_failing_statement_is_named(
+    tmp_path: Path,
+) -> None:
+    def delete_an_order(data: dict) -> None:
+        data["seed_sql"] += [
+            "CREATE TEMP TABLE gone AS SELECT min(order_id) AS order_id FROM orders",
+            "DELETE FROM orders WHERE order_id IN (SELECT order_id FROM gone)",
+            "DELETE FROM returns WHERE order_id IN (SELECT order_id FROM gone)",
+            "DELETE FROM order_items WHERE order_id IN (SELECT order_id FROM gone)",
+        ]
+
+    generate_package(_shop_variant(tmp_path, delete_an_order), tmp_path / "a", tasks=60,
+                     verify=False)  # fmt: skip
+
+    def break_a_statement(data: dict) -> None:
+        data["seed_sql"].append("UPDATE no_such_table SET x = 1")
+
+    count = len(yaml.safe_load(SHOP.read_text())["seed_sql"]) + 1
+    with pytest.raises(GenerationError, match=f"seed_sql statement {count} fails.*no_such_table"):
+        generate_package(_shop_variant(tmp_path, break_a_statement), tmp_path / "b", verify=False)
+
+    def orphan_orders(data: dict) -> None:
+        data["seed_sql"].append(
+            "DELETE FROM orders WHERE order_id = (SELECT min(order_id) FROM orders)"
+        )
+
+    with pytest.raises(GenerationError, match="rows point at missing rows"):
+        generate_package(_shop_variant(tmp_path, orphan_orders), tmp_path / "c", verify=False)
+
+
+def test_an_optional_create_field_must_be_nullable_or_defaulted(tmp_path: Path) -> None:
+    data = yaml.safe_load(SHOP.read_text())
+    create = next(t for t in data["tools"] if t.get("pattern") == "create")
+    entity = next(e for e in data["entities"] if e["name"] == create["entity"])
+    column = next(
+        c for c in entity["columns"]
+        if c["name"] in create.get("fields", []) and not c.get("references")
+        and not c.get("nullable") and "default" not in c
+    )  # fmt: skip
+    create["fields"].remove(column["name"])
+    create.setdefault("optional", []).append(column["name"])
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(SpecError, match=f"{column['name']} is NOT NULL without a default, so it "
+                       "cannot be optional"):  # fmt: skip
+        load_spec(path)
+
+
+def test_an_instruction_keeps_a_leading_address_as_typed() -> None:
+    from envfactory_gym.generators.synth import _capitalized
+
+    assert _capitalized("mira.patel@example.com wants in.") == "mira.patel@example.com wants in."
+    assert _capitalized("the blue lamp, please.") == "The blue lamp, please."
