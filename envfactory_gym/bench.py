@@ -7,6 +7,7 @@ round filters out noise from other processes on a shared machine.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import statistics
 import subprocess
@@ -231,6 +232,46 @@ def _memory_per_instance(template: Any, copies: int = 40) -> tuple[float, int]:
         out = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True)
     per_instance, size = out.stdout.split()
     return float(per_instance), int(size)
+
+
+SUITE_PROBE = """
+import json, sys, time
+start = time.perf_counter()
+import envfactory_gym
+imported = time.perf_counter() - start
+import gymnasium as gym
+def rss():
+    return int(open('/proc/self/statm').read().split()[1]) * 4096
+before = rss()
+start = time.perf_counter()
+envs = []
+for env_id in envfactory_gym.ENV_IDS:
+    env = gym.make(env_id)
+    env.reset(seed=0)
+    envs.append(env)
+made = time.perf_counter() - start
+print(json.dumps({"envs": len(envs), "import_s": imported, "make_all_s": made,
+                  "rss_before_bytes": before, "rss_bytes": rss()}))
+"""
+
+
+def bench_suite(repeats: int = 3) -> dict[str, Any]:
+    """The whole registry in fresh processes: `import envfactory_gym` time (best of `repeats`),
+    then one instance of every env made and reset, with the process's resident memory."""
+    runs = []
+    for _ in range(repeats):
+        done = subprocess.run(
+            [sys.executable, "-c", SUITE_PROBE], capture_output=True, text=True, check=True
+        )
+        runs.append(json.loads(done.stdout.splitlines()[-1]))
+    best = min(runs, key=lambda r: r["import_s"])
+    return {
+        "envs": best["envs"],
+        "import_s": round(best["import_s"], 3),
+        "make_and_reset_all_s": round(min(r["make_all_s"] for r in runs), 2),
+        "rss_after_import_mib": round(best["rss_before_bytes"] / 2**20, 1),
+        "rss_with_every_env_mib": round(min(r["rss_bytes"] for r in runs) / 2**20, 1),
+    }
 
 
 def format_table(results: list[dict[str, Any]]) -> str:

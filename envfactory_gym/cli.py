@@ -28,7 +28,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                      len(package.tasks), splits))  # fmt: skip
     rows.sort()
     if args.markdown:
-        print(markdown_table([row[1] for row in rows]))
+        print(markdown_suite([row[1] for row in rows]))
         return 0
     if args.json:
         print(json.dumps([
@@ -48,6 +48,47 @@ def cmd_list(args: argparse.Namespace) -> int:
         f"{d} {sum(r[0] == d for r in rows)}" for d in domains
     ))  # fmt: skip
     return 0
+
+
+def markdown_suite(env_ids: list[str]) -> str:
+    """The README's counts by domain, then its table of environments, both from the registry."""
+    return markdown_counts(env_ids) + "\n\n" + markdown_table(env_ids)
+
+
+KINDS = ("read", "write", "multi_write", "refusal", "handoff")
+
+
+def markdown_counts(env_ids: list[str]) -> str:
+    """Per domain: packages, tools (of which write), and tasks by kind; a composite's tasks all
+    span services and are counted as cross-service too."""
+    totals: dict[str, dict[str, int]] = {}
+    for env_id in env_ids:
+        package = load_package(package_name(env_id))
+        row = totals.setdefault(package.config.domain, dict.fromkeys(
+            ("packages", "tools", "writes", "tasks", *KINDS, "cross"), 0))  # fmt: skip
+        row["packages"] += 1
+        row["tools"] += len(package.tools)
+        row["writes"] += sum(tool.kind == "write" for tool in package.tools.values())
+        row["tasks"] += len(package.tasks)
+        for task in package.tasks:
+            row[task.kind] += 1
+        if package.config.members:
+            row["cross"] += len(package.tasks)
+    lines = [
+        "| domain | packages | tools (writes) | tasks | read | write | multi-write | refusal "
+        "| handoff | cross-service |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    every = {
+        key: sum(row[key] for row in totals.values()) for key in next(iter(totals.values()), {})
+    }
+    for domain, row in [*sorted(totals.items()), (f"**all {len(totals)} domains**", every)]:
+        counts = " | ".join(f"{row[k]:,}" for k in (*KINDS, "cross"))
+        lines.append(
+            f"| {domain} | {row['packages']} | {row['tools']:,} ({row['writes']:,}) | "
+            f"{row['tasks']:,} | {counts} |"
+        )
+    return "\n".join(lines)
 
 
 def markdown_table(env_ids: list[str]) -> str:
@@ -156,8 +197,20 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from envfactory_gym.bench import bench, bench_vector, format_table
+    from envfactory_gym.bench import bench, bench_suite, bench_vector, format_table
 
+    if args.suite:
+        result = bench_suite()
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            print(
+                f"{result['envs']} envs: import envfactory_gym {result['import_s']:.3f} s; one "
+                f"instance of every env made and reset in {result['make_and_reset_all_s']:.1f} s; "
+                f"process memory {result['rss_with_every_env_mib']:.0f} MiB "
+                f"({result['rss_after_import_mib']:.0f} MiB after the import)"
+            )
+        return 0
     if args.vector:
         result = bench_vector(
             args.env, args.vector, args.num_envs, episodes=args.episodes,
@@ -434,6 +487,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=300)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
+    p.add_argument("--suite", action="store_true", help="the whole registry instead: import "
+                   "time, and memory with one instance of every env (fresh processes)")  # fmt: skip
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_bench)
     p = sub.add_parser("generate", help="compile a spec into a verified env package")

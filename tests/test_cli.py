@@ -98,3 +98,13 @@ def test_verify_all_samples_the_suite_in_parallel_and_reports(tmp_path):
     assert data["packages"] == data["passed"] >= 2 and not data["failed"]  # + their composites
     assert all(r["passed"] for r in data["reports"])
     assert main(["verify"]) == 2  # nothing named: a clear error
+
+
+def test_bench_suite_makes_one_instance_of_every_env_in_a_fresh_process():
+    import envfactory_gym
+    from envfactory_gym.bench import bench_suite
+
+    result = bench_suite(repeats=1)
+    assert result["envs"] == len(envfactory_gym.ENV_IDS)
+    assert 0 < result["import_s"] and 0 < result["make_and_reset_all_s"]
+    assert result["rss_with_every_env_mib"] > result["rss_after_import_mib"] > 0

@@ -33,8 +33,8 @@ def test_readme_has_exactly_two_setup_commands():
 
 def test_readme_envs_table_is_the_registry():
     import envfactory_gym
-    from envfactory_gym.cli import markdown_table
+    from envfactory_gym.cli import markdown_suite
 
     start = "<!-- envs table: made by `envfactory list --markdown`; tests/test_readme.py keeps it "
     block = README.split(start, 1)[1].split("-->\n", 1)[1].split("\n<!-- end of envs table -->")[0]
-    assert block == markdown_table(envfactory_gym.ENV_IDS), "run `envfactory list --markdown`"
+    assert block == markdown_suite(envfactory_gym.ENV_IDS), "run `envfactory list --markdown`"
