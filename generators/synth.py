@@ -148,9 +148,11 @@ class Synthesizer:
         rng.shuffle(found)
         return found
 
-    def holds(self, entity: Entity, row: dict, condition: str, arguments: dict) -> bool:
+    def holds(
+        self, entity: Entity, row: dict, condition: str, arguments: dict, db: Any = None
+    ) -> bool:
         """Whether `condition` holds for `row` and a call with `arguments` (an argument the call
-        leaves out is NULL, as in the tool)."""
+        leaves out is NULL, as in the tool), on the start state or on `db`."""
         params = {
             **dict.fromkeys(re.findall(r"(?<!:):(\w+)", condition)),
             **arguments,
@@ -159,15 +161,17 @@ class Synthesizer:
             "_key": row[entity.key],
         }
         sql = f"SELECT 1 FROM {entity.name} WHERE {entity.key} = :_key AND ({condition})"
-        return self.db.value(sql, params) is not None
+        return (db or self.db).value(sql, params) is not None
 
     def actor_of(self, entity: Entity, row: dict, depth: int = 0) -> dict | None:
-        """The actor row a row belongs to, following foreign keys."""
+        """The actor row a row belongs to, following foreign keys (a direct reference to the
+        actor first: a review assignment belongs to its reviewer, not to the paper's author)."""
         if entity.name == self.actor_entity.name:
             return row
         if depth > self.config.max_depth:
             return None
-        for column in entity.columns:
+        direct_first = sorted(entity.columns, key=lambda c: c.references != self.actor_entity.name)
+        for column in direct_first:
             if column.references and row.get(column.name) is not None:
                 parent = self.spec.entity(column.references)
                 parent_row = self.row(parent, row[column.name])
@@ -266,14 +270,39 @@ class Synthesizer:
         return plan
 
     # ----- drafting tasks ------------------------------------------------------------------------
+    def _later_write_forbidden(self, drafts: list[Draft], plan: Plan) -> bool:
+        """Whether a policy rule forbids a later write of a multi-write task once the earlier
+        ones ran (submitting a timesheet locks its entries: deleting one after is refused)."""
+        db = self.package.new_database()
+        try:
+            for draft in drafts[1:]:
+                tool = self.spec.tool(draft.intent.tool)
+                rules = [r for r in self.spec.policy if r.tool == tool.name and r.forbids]
+                if not rules or not draft.plan.calls:
+                    continue
+                goal = draft.plan.calls[-1]
+                before = plan.calls[: len(plan.calls) - plan.calls[::-1].index(goal) - 1]
+                replay(self.package, before, db)
+                entity = self._target_entity(tool)[0]
+                if any(self.holds(entity, draft.target, r.forbids or "", goal.arguments, db)
+                       for r in rules):  # fmt: skip
+                    return True
+        finally:
+            db.close()
+        return False
+
     def drafts(self, intent: Intent, kind: str, rng: random.Random) -> Iterator[Draft]:
         tool = self.spec.tool(intent.tool)
         entity, fk = self._target_entity(tool)
         rules = [r for r in self.spec.policy if r.tool == tool.name and r.forbids]
+        columns = self.spec.entity(tool.entity).columns if tool.entity else []
+        booleans = {c.name for c in columns if c.type == "boolean"}
         for target in self.rows(entity, intent.where, rng):
             new: dict[str, Any] = {}
             for arg, gen in intent.change.items():  # in order: `after` may follow a new start
                 new[arg] = make_value(gen, rng, new, f"intent {intent.id}")
+                if arg in booleans and isinstance(new[arg], int):
+                    new[arg] = bool(new[arg])  # a flag the tool takes as true/false, not 0/1
             actor = self.actor_of(entity, target) or self._any_actor(rng)
             others = self._other_rows(tool, entity, target, actor, set(new), fk, rng)
             if others is None:
@@ -519,6 +548,8 @@ class Synthesizer:
                     return self._reject("the tool itself refuses")
         if kind in ("write", "multi_write") and not result.diff:
             return self._reject("pre-satisfied")
+        if kind == "multi_write" and self._later_write_forbidden(drafts, plan):
+            return self._reject("an earlier write makes a rule forbid a later one")
         outputs = []
         for draft in drafts:
             if draft.intent.kind == "read" and kind != "refusal":
