@@ -118,15 +118,34 @@ def markdown_table(env_ids: list[str]) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    import functools
+
     from envfactory_gym.agents import make_agent
-    from envfactory_gym.evaluation import evaluate
+    from envfactory_gym.evaluation import evaluate, run_evaluation
 
     env_ids = _matching_envs(args.env)
     if not env_ids:
         print(f"envfactory eval: no registered env matches {args.env!r} "
               "(`envfactory list` shows them)", file=sys.stderr)  # fmt: skip
         return 2
-    agent = make_agent(args.agent, **({"seed": args.seed} if args.agent == "random" else {}))
+    kwargs = {"seed": args.seed} if args.agent == "random" else {}
+    agent = make_agent(args.agent, **kwargs)  # a bad spec fails here, before any work
+    if args.out or args.trials > 1 or args.workers > 1:
+        out = Path(args.out or "eval-out")
+        report = run_evaluation(
+            env_ids, functools.partial(make_agent, args.agent, **kwargs), out,
+            agent_name=args.agent, split=args.split, trials=args.trials, workers=args.workers,
+            seed=args.seed,
+        )  # fmt: skip
+        overall, k = report["overall"], args.trials
+        print(
+            f"{len(env_ids)} env(s), {args.agent}, split={args.split}, {k} trial(s): pass@1 "
+            f"{overall['pass@1']:.3f}, pass^{k} {overall['pass^k'][str(k)]['value']:.3f}, mean "
+            f"reward {overall['mean_reward']:.3f} over {overall['tasks']} tasks; report in {out}/"
+        )
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=2))
+        return 0
     one = len(env_ids) == 1
     reports = []
     for env_id in env_ids if one else _progress(env_ids, "eval", "env"):
@@ -448,6 +467,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=["train", "test", "all"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="PATH", help="write the full report here")
+    p.add_argument("--trials", type=int, default=1, help="episodes per task, for pass^k (1)")
+    p.add_argument("--workers", type=int, default=1, help="episodes in parallel processes (1)")
+    p.add_argument("--out", metavar="DIR", help="write episodes.jsonl (resumable), report.json, "
+                   "report.md and PNG plots here")  # fmt: skip
     p.set_defaults(fn=cmd_eval)
     p = sub.add_parser(
         "check",

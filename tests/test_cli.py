@@ -106,5 +106,5 @@ def test_bench_suite_makes_one_instance_of_every_env_in_a_fresh_process():
 
     result = bench_suite(repeats=1)
     assert result["envs"] == len(envfactory_gym.ENV_IDS)
-    assert 0 < result["import_s"] and 0 < result["make_and_reset_all_s"]
+    assert result["import_s"] > 0 and result["make_and_reset_all_s"] > 0
     assert result["rss_with_every_env_mib"] > result["rss_after_import_mib"] > 0

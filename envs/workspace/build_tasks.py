@@ -1,6 +1,6 @@
 """Build envs/workspace/tasks.jsonl: requests that span the calendar, the CRM and mail.
 
-Run `python -m envfactory_gym.envs.workspace.build_tasks` (or `python envs/workspace/build_tasks.py`).
+Run `python -m envfactory_gym.envs.workspace.build_tasks`.
 
 Each task kind picks real rows of the linked start state that fit it (a fixed random seed), writes
 the employee's request in their own words (intent, not steps: no tool names, no ids), then runs
@@ -24,11 +24,29 @@ from envfactory_gym.tasks import Task, ToolCall, write_tasks
 from envfactory_gym.tools import ToolError
 
 NOW = "2025-09-16T10:00:00"
-CLIENT_TITLES = {"Client call", "Product demo", "Customer onboarding", "Pricing discussion",
-                 "Contract review", "Renewal check-in"}  # fmt: skip
+CLIENT_TITLES = {
+    "Client call",
+    "Product demo",
+    "Customer onboarding",
+    "Pricing discussion",
+    "Contract review",
+    "Renewal check-in",
+}
 INTERNAL = "@brightlane.com"
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
-          "September", "October", "November", "December"]  # fmt: skip
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 
 Step = ToolCall | Callable[[list[Any]], ToolCall]
 """A ground-truth call, or one built from the results of the calls before it (a new event's id)."""
@@ -75,8 +93,10 @@ class World:
 
     def employees(self) -> list[dict]:
         """People with both a calendar and a mailbox: user id, account id, name, email."""
-        mailboxes = {r["email"]: r["account_id"] for r in self.mail.execute(
-            "SELECT email, account_id FROM accounts")}  # fmt: skip
+        mailboxes = {
+            r["email"]: r["account_id"]
+            for r in self.mail.execute("SELECT email, account_id FROM accounts")
+        }
         return [
             {**dict(row), "account_id": mailboxes[row["email"]]}
             for row in self.calendar.execute("SELECT * FROM users ORDER BY user_id")
@@ -91,40 +111,61 @@ class World:
     def events(self, user_id: str) -> list[dict]:
         """The user's events on calendars they own or may write to, with the calendar's name and
         whether the user organizes the event (None when not on its guest list)."""
-        return [dict(r) for r in self.calendar.execute(
-            "SELECT e.*, c.name AS calendar_name, c.access_role, "
-            "(SELECT a.organizer FROM attendees a JOIN users u ON u.email = a.email "
-            " WHERE a.event_id = e.event_id AND u.user_id = c.user_id) AS organizer, "
-            "strftime('%Y-%m-%dT%H:%M:%S', e.start_time, '+' || e.duration_minutes || "
-            "' minutes') AS end_time "
-            "FROM events e JOIN calendars c USING (calendar_id) WHERE c.user_id = ? "
-            "ORDER BY e.start_time, e.event_id", (user_id,))]  # fmt: skip
+        return [
+            dict(r)
+            for r in self.calendar.execute(
+                "SELECT e.*, c.name AS calendar_name, c.access_role, "
+                "(SELECT a.organizer FROM attendees a JOIN users u ON u.email = a.email "
+                " WHERE a.event_id = e.event_id AND u.user_id = c.user_id) AS organizer, "
+                "strftime('%Y-%m-%dT%H:%M:%S', e.start_time, '+' || e.duration_minutes || "
+                "' minutes') AS end_time "
+                "FROM events e JOIN calendars c USING (calendar_id) WHERE c.user_id = ? "
+                "ORDER BY e.start_time, e.event_id",
+                (user_id,),
+            )
+        ]
 
     def unique_events(self, user_id: str) -> list[dict]:
         """The user's events that their title and date name unambiguously."""
         events = self.events(user_id)
         seen: dict[tuple[str, str], int] = {}
         for e in events:
-            seen[(e["title"], e["start_time"][:10])] = seen.get((e["title"], e["start_time"][:10]), 0) + 1
+            seen[(e["title"], e["start_time"][:10])] = (
+                seen.get((e["title"], e["start_time"][:10]), 0) + 1
+            )
         return [e for e in events if seen[(e["title"], e["start_time"][:10])] == 1]
 
     def guests(self, event_id: str) -> list[dict]:
-        return [dict(r) for r in self.calendar.execute(
-            "SELECT * FROM attendees WHERE event_id = ? ORDER BY attendee_id", (event_id,))]  # fmt: skip
+        return [
+            dict(r)
+            for r in self.calendar.execute(
+                "SELECT * FROM attendees WHERE event_id = ? ORDER BY attendee_id", (event_id,)
+            )
+        ]
 
     def accounts(self, rep_id: str) -> list[dict]:
-        return [dict(r) for r in self.crm.execute(
-            "SELECT * FROM accounts WHERE owner_rep_id = ? ORDER BY name", (rep_id,))]  # fmt: skip
+        return [
+            dict(r)
+            for r in self.crm.execute(
+                "SELECT * FROM accounts WHERE owner_rep_id = ? ORDER BY name", (rep_id,)
+            )
+        ]
 
     def contact(self, email: str) -> dict | None:
         found = self.crm.execute(
             "SELECT c.*, a.name AS account_name, a.owner_rep_id FROM contacts c "
-            "JOIN accounts a USING (account_id) WHERE c.email = ?", (email,)).fetchone()  # fmt: skip
+            "JOIN accounts a USING (account_id) WHERE c.email = ?",
+            (email,),
+        ).fetchone()
         return dict(found) if found else None
 
     def contacts(self, account_id: str) -> list[dict]:
-        return [dict(r) for r in self.crm.execute(
-            "SELECT * FROM contacts WHERE account_id = ? ORDER BY contact_id", (account_id,))]  # fmt: skip
+        return [
+            dict(r)
+            for r in self.crm.execute(
+                "SELECT * FROM contacts WHERE account_id = ? ORDER BY contact_id", (account_id,)
+            )
+        ]
 
     def deals(self, rep_id: str, account_id: str | None = None) -> list[dict]:
         sql = "SELECT * FROM deals WHERE rep_id = ?" + (" AND account_id = ?" if account_id else "")
@@ -132,14 +173,22 @@ class World:
         return [dict(r) for r in self.crm.execute(sql + " ORDER BY deal_id", params)]
 
     def messages(self, account_id: str) -> list[dict]:
-        return [dict(r) for r in self.mail.execute(
-            "SELECT * FROM messages WHERE account_id = ? AND folder IN ('inbox', 'archive') "
-            "ORDER BY message_id", (account_id,))]  # fmt: skip
+        return [
+            dict(r)
+            for r in self.mail.execute(
+                "SELECT * FROM messages WHERE account_id = ? AND folder IN ('inbox', 'archive') "
+                "ORDER BY message_id",
+                (account_id,),
+            )
+        ]
 
     def draft_subject_free(self, account_id: str, subject: str) -> bool:
-        return self.mail.execute(
-            "SELECT 1 FROM drafts WHERE account_id = ? AND subject = ?", (account_id, subject)
-        ).fetchone() is None
+        return (
+            self.mail.execute(
+                "SELECT 1 FROM drafts WHERE account_id = ? AND subject = ?", (account_id, subject)
+            ).fetchone()
+            is None
+        )
 
 
 def find_event(person: dict, event: dict) -> list[Step]:
@@ -148,10 +197,14 @@ def find_event(person: dict, event: dict) -> list[Step]:
     return [
         call("find_user", email=person["email"]),
         call("list_calendars", user_id=person["user_id"]),
-        call("list_events", calendar_id=event["calendar_id"],
-             start_after=f"{day}T00:00:00", start_before=f"{day}T23:59:59"),
+        call(
+            "list_events",
+            calendar_id=event["calendar_id"],
+            start_after=f"{day}T00:00:00",
+            start_before=f"{day}T23:59:59",
+        ),
         call("list_guests", event_id=event["event_id"]),
-    ]  # fmt: skip
+    ]
 
 
 def find_account(world: World, rep: dict, account: dict) -> list[Step]:
@@ -164,7 +217,8 @@ def find_account(world: World, rep: dict, account: dict) -> list[Step]:
 
 
 def event_phrase(event: dict) -> str:
-    return f"the {event['title']} on {spoken_date(event['start_time'])} (my {event['calendar_name']} calendar)"
+    day = spoken_date(event["start_time"])
+    return f"the {event['title']} on {day} (my {event['calendar_name']} calendar)"
 
 
 def customer_guests(world: World, rep: dict, event: dict) -> list[dict]:
@@ -174,8 +228,11 @@ def customer_guests(world: World, rep: dict, event: dict) -> list[dict]:
 
 
 def open_deals(world: World, rep: dict, account_id: str) -> list[dict]:
-    return [d for d in world.deals(rep["rep_id"], account_id)
-            if d["stage"] not in ("closed_won", "closed_lost")]  # fmt: skip
+    return [
+        d
+        for d in world.deals(rep["rep_id"], account_id)
+        if d["stage"] not in ("closed_won", "closed_lost")
+    ]
 
 
 # ----- calendar + mail ---------------------------------------------------------------------------
@@ -190,8 +247,12 @@ DECLINE_NOTES = [
 def decline_and_tell_organizer(world: World, rng: random.Random) -> Iterator[Draft]:
     for person in world.employees():
         for event in world.unique_events(person["user_id"]):
-            if (event["organizer"] != 0 or event["status"] == "cancelled"
-                    or event["end_time"] <= NOW or event["access_role"] == "reader"):  # fmt: skip
+            if (
+                event["organizer"] != 0
+                or event["status"] == "cancelled"
+                or event["end_time"] <= NOW
+                or event["access_role"] == "reader"
+            ):
                 continue
             guests = world.guests(event["event_id"])
             me = next(g for g in guests if g["email"] == person["email"])
@@ -205,27 +266,46 @@ def decline_and_tell_organizer(world: World, rng: random.Random) -> Iterator[Dra
             yield (
                 f"{world.greet(person, rng)} I can't make {event_phrase(event)}. Please decline "
                 f"it for me, and leave a draft in my mailbox to the organizer with the subject "
-                f"\"{subject}\" and this text: \"{note}\"",
-                [*find_event(person, event),
-                 call("respond_to_invitation", attendee_id=me["attendee_id"],
-                      response_status="declined"),
-                 call("find_account", email=person["email"]),
-                 call("create_draft", account_id=person["account_id"],
-                      to_address=organizer["email"], subject=subject, body=note)],
+                f'"{subject}" and this text: "{note}"',
+                [
+                    *find_event(person, event),
+                    call(
+                        "respond_to_invitation",
+                        attendee_id=me["attendee_id"],
+                        response_status="declined",
+                    ),
+                    call("find_account", email=person["email"]),
+                    call(
+                        "create_draft",
+                        account_id=person["account_id"],
+                        to_address=organizer["email"],
+                        subject=subject,
+                        body=note,
+                    ),
+                ],
                 no_outputs,
                 {"name": person["name"], "email": person["email"]},
-            )  # fmt: skip
+            )
 
 
 def invite_sender(world: World, rng: random.Random) -> Iterator[Draft]:
     """Invite the sender of an email to a meeting the user organizes."""
     for person in world.employees():
-        events = [e for e in world.unique_events(person["user_id"])
-                  if e["organizer"] == 1 and e["status"] != "cancelled" and e["start_time"] > NOW
-                  and e["calendar_name"] == "Work"]  # fmt: skip
-        messages = [m for m in world.messages(person["account_id"])
-                    if m["sender"] != person["email"] and "noreply" not in m["sender"]
-                    and "no-reply" not in m["sender"]]  # fmt: skip
+        events = [
+            e
+            for e in world.unique_events(person["user_id"])
+            if e["organizer"] == 1
+            and e["status"] != "cancelled"
+            and e["start_time"] > NOW
+            and e["calendar_name"] == "Work"
+        ]
+        messages = [
+            m
+            for m in world.messages(person["account_id"])
+            if m["sender"] != person["email"]
+            and "noreply" not in m["sender"]
+            and "no-reply" not in m["sender"]
+        ]
         if not events or not messages:
             continue
         event, message = rng.choice(events), rng.choice(messages)
@@ -234,26 +314,34 @@ def invite_sender(world: World, rng: random.Random) -> Iterator[Draft]:
             continue
         day = message["received_at"][:10]
         yield (
-            f"{world.greet(person, rng)} Whoever sent me the \"{message['subject']}\" email on "
+            f'{world.greet(person, rng)} Whoever sent me the "{message["subject"]}" email on '
             f"{spoken_date(day)} should join {event_phrase(event)}. Please add them to it.",
-            [call("find_account", email=person["email"]),
-             call("list_messages", account_id=person["account_id"], query=message["subject"]),
-             *find_event(person, event),
-             call("add_guest", event_id=event["event_id"], email=message["sender"])],
+            [
+                call("find_account", email=person["email"]),
+                call("list_messages", account_id=person["account_id"], query=message["subject"]),
+                *find_event(person, event),
+                call("add_guest", event_id=event["event_id"], email=message["sender"]),
+            ],
             no_outputs,
             {"name": person["name"], "email": person["email"]},
-        )  # fmt: skip
+        )
 
 
 def invite_sender_refused(world: World, rng: random.Random) -> Iterator[Draft]:
     """The same request for a meeting that has already ended, or whose guest list is full."""
     for person in world.employees():
-        events = [e for e in world.unique_events(person["user_id"])
-                  if e["organizer"] == 1 and e["status"] != "cancelled"
-                  and e["calendar_name"] == "Work"]  # fmt: skip
-        messages = [m for m in world.messages(person["account_id"])
-                    if m["sender"] != person["email"] and "noreply" not in m["sender"]
-                    and "no-reply" not in m["sender"]]  # fmt: skip
+        events = [
+            e
+            for e in world.unique_events(person["user_id"])
+            if e["organizer"] == 1 and e["status"] != "cancelled" and e["calendar_name"] == "Work"
+        ]
+        messages = [
+            m
+            for m in world.messages(person["account_id"])
+            if m["sender"] != person["email"]
+            and "noreply" not in m["sender"]
+            and "no-reply" not in m["sender"]
+        ]
         ended = [e for e in events if e["end_time"] <= NOW and len(world.guests(e["event_id"])) < 8]
         full = [e for e in events if e["end_time"] > NOW and len(world.guests(e["event_id"])) >= 8]
         candidates = ended[-3:] + full
@@ -264,19 +352,28 @@ def invite_sender_refused(world: World, rng: random.Random) -> Iterator[Draft]:
             continue
         yield (
             f"{world.greet(person, rng)} Please add the person who emailed me about "
-            f"\"{message['subject']}\" to {event_phrase(event)}.",
-            [call("find_account", email=person["email"]),
-             call("list_messages", account_id=person["account_id"], query=message["subject"]),
-             *find_event(person, event)],
+            f'"{message["subject"]}" to {event_phrase(event)}.',
+            [
+                call("find_account", email=person["email"]),
+                call("list_messages", account_id=person["account_id"], query=message["subject"]),
+                *find_event(person, event),
+            ],
             no_outputs,
             {"name": person["name"], "email": person["email"]},
-        )  # fmt: skip
+        )
 
 
 # ----- CRM + calendar ----------------------------------------------------------------------------
-MEETING_TITLES = ["Pricing walkthrough", "Renewal check-in", "Implementation kickoff",
-                  "Quarterly business review", "Security questionnaire review", "Contract review",
-                  "Product roadmap briefing", "Onboarding plan review"]  # fmt: skip
+MEETING_TITLES = [
+    "Pricing walkthrough",
+    "Renewal check-in",
+    "Implementation kickoff",
+    "Quarterly business review",
+    "Security questionnaire review",
+    "Contract review",
+    "Product roadmap briefing",
+    "Onboarding plan review",
+]
 LOCATIONS = ["Zoom", "Google Meet", "Conference Room A", "Conference Room B", "Client office"]
 
 
@@ -285,44 +382,72 @@ def meeting_with_contact(world: World, rng: random.Random) -> Iterator[Draft]:
     for rep in world.reps():
         work = world.calendar.execute(
             "SELECT calendar_id FROM calendars WHERE user_id = ? AND name = 'Work' "
-            "AND access_role = 'owner'", (rep["user_id"],)).fetchone()  # fmt: skip
+            "AND access_role = 'owner'",
+            (rep["user_id"],),
+        ).fetchone()
         if work is None:
             continue
         for account in world.accounts(rep["rep_id"]):
-            deals, contacts = open_deals(world, rep, account["account_id"]), world.contacts(account["account_id"])
+            deals, contacts = (
+                open_deals(world, rep, account["account_id"]),
+                world.contacts(account["account_id"]),
+            )
             if len(deals) != 1 or not contacts:
                 continue
             deal, contact = deals[0], rng.choice(contacts)
             day = f"2025-09-{rng.randint(17, 30):02d}"
-            start = f"{day}T{rng.choice(['09', '10', '11', '13', '14', '15', '16'])}:{rng.choice(['00', '30'])}:00"
-            minutes, title, where = rng.choice([30, 45, 60]), rng.choice(MEETING_TITLES), rng.choice(LOCATIONS)
+            hour = rng.choice(["09", "10", "11", "13", "14", "15", "16"])
+            start = f"{day}T{hour}:{rng.choice(['00', '30'])}:00"
+            minutes, title, where = (
+                rng.choice([30, 45, 60]),
+                rng.choice(MEETING_TITLES),
+                rng.choice(LOCATIONS),
+            )
             yield (
-                f"{world.greet(rep, rng)} Please put a {minutes}-minute \"{title}\" on my Work "
+                f'{world.greet(rep, rng)} Please put a {minutes}-minute "{title}" on my Work '
                 f"calendar on {spoken_date(day)} at {spoken_time(start)} ({where}) with "
                 f"{contact['name']} from {account['name']}, invite them, and log it as a "
-                f"meeting on our open deal with {account['name']}, with \"{title}\" as the subject.",
-                [*find_account(world, rep, account),
-                 call("list_deals", rep_id=rep["rep_id"]),
-                 call("find_user", email=rep["email"]),
-                 call("list_calendars", user_id=rep["user_id"]),
-                 call("create_event", calendar_id=work["calendar_id"], title=title,
-                      start_time=start, duration_minutes=minutes, location=where),
-                 lambda results, c=contact: call("add_guest", event_id=results[-1]["event_id"],
-                                                 email=c["email"]),
-                 call("log_activity", deal_id=deal["deal_id"], activity_type="meeting",
-                      subject=title)],
+                f'meeting on our open deal with {account["name"]}, with "{title}" as the subject.',
+                [
+                    *find_account(world, rep, account),
+                    call("list_deals", rep_id=rep["rep_id"]),
+                    call("find_user", email=rep["email"]),
+                    call("list_calendars", user_id=rep["user_id"]),
+                    call(
+                        "create_event",
+                        calendar_id=work["calendar_id"],
+                        title=title,
+                        start_time=start,
+                        duration_minutes=minutes,
+                        location=where,
+                    ),
+                    lambda results, c=contact: call(
+                        "add_guest", event_id=results[-1]["event_id"], email=c["email"]
+                    ),
+                    call(
+                        "log_activity",
+                        deal_id=deal["deal_id"],
+                        activity_type="meeting",
+                        subject=title,
+                    ),
+                ],
                 no_outputs,
                 {"name": rep["name"], "email": rep["email"]},
-            )  # fmt: skip
+            )
 
 
 def _invite_contact(world: World, rng: random.Random, organizer: int) -> Iterator[Draft]:
     for rep in world.reps():
-        events = [e for e in world.unique_events(rep["user_id"])
-                  if e["organizer"] == organizer and e["status"] != "cancelled"
-                  and e["start_time"] > NOW and e["calendar_name"] == "Work"
-                  and (e["title"] in CLIENT_TITLES or not organizer)
-                  and len(world.guests(e["event_id"])) < 8]  # fmt: skip
+        events = [
+            e
+            for e in world.unique_events(rep["user_id"])
+            if e["organizer"] == organizer
+            and e["status"] != "cancelled"
+            and e["start_time"] > NOW
+            and e["calendar_name"] == "Work"
+            and (e["title"] in CLIENT_TITLES or not organizer)
+            and len(world.guests(e["event_id"])) < 8
+        ]
         accounts = [a for a in world.accounts(rep["rep_id"]) if world.contacts(a["account_id"])]
         if not events or not accounts:
             continue
@@ -352,7 +477,9 @@ def invite_contact_as_guest(world: World, rng: random.Random) -> Iterator[Draft]
     return _invite_contact(world, rng, organizer=0)
 
 
-def _customer_meetings(world: World, rep: dict, past: bool | None) -> Iterator[tuple[dict, list[dict]]]:
+def _customer_meetings(
+    world: World, rep: dict, past: bool | None
+) -> Iterator[tuple[dict, list[dict]]]:
     """The rep's meetings (past, upcoming or both) with guests from one of their accounts."""
     for event in world.unique_events(rep["user_id"]):
         if event["organizer"] != 1 or event["status"] == "cancelled":
@@ -375,14 +502,20 @@ def log_meeting_on_deal(world: World, rng: random.Random) -> Iterator[Draft]:
             yield (
                 f"{world.greet(rep, rng)} Please log {event_phrase(event)} as a meeting on our "
                 f"open deal with that customer, with the meeting's title as the subject.",
-                [*find_event(rep, event),
-                 *find_account(world, rep, {"account_id": contact["account_id"]}),
-                 call("list_deals", rep_id=rep["rep_id"]),
-                 call("log_activity", deal_id=deals[0]["deal_id"], activity_type="meeting",
-                      subject=event["title"])],
+                [
+                    *find_event(rep, event),
+                    *find_account(world, rep, {"account_id": contact["account_id"]}),
+                    call("list_deals", rep_id=rep["rep_id"]),
+                    call(
+                        "log_activity",
+                        deal_id=deals[0]["deal_id"],
+                        activity_type="meeting",
+                        subject=event["title"],
+                    ),
+                ],
                 no_outputs,
                 {"name": rep["name"], "email": rep["email"]},
-            )  # fmt: skip
+            )
 
 
 def log_meeting_on_lost_deal(world: World, rng: random.Random) -> Iterator[Draft]:
@@ -396,17 +529,24 @@ def log_meeting_on_lost_deal(world: World, rng: random.Random) -> Iterator[Draft
             yield (
                 f"{world.greet(rep, rng)} Could you log {event_phrase(event)} as a meeting on "
                 f"our deal with that customer? Use the meeting title as the subject.",
-                [*find_event(rep, event),
-                 *find_account(world, rep, {"account_id": contact["account_id"]}),
-                 call("list_deals", rep_id=rep["rep_id"])],
+                [
+                    *find_event(rep, event),
+                    *find_account(world, rep, {"account_id": contact["account_id"]}),
+                    call("list_deals", rep_id=rep["rep_id"]),
+                ],
                 no_outputs,
                 {"name": rep["name"], "email": rep["email"]},
-            )  # fmt: skip
+            )
 
 
-STAGE_WORDS = {"prospecting": "prospecting", "qualification": "qualification",
-               "proposal": "proposal", "negotiation": "negotiation",
-               "closed_won": "closed_won", "closed_lost": "closed_lost"}  # fmt: skip
+STAGE_WORDS = {
+    "prospecting": "prospecting",
+    "qualification": "qualification",
+    "proposal": "proposal",
+    "negotiation": "negotiation",
+    "closed_won": "closed_won",
+    "closed_lost": "closed_lost",
+}
 
 
 def guest_deal_stage(world: World, rng: random.Random) -> Iterator[Draft]:
@@ -421,12 +561,14 @@ def guest_deal_stage(world: World, rng: random.Random) -> Iterator[Draft]:
             yield (
                 f"{world.greet(rep, rng)} Before {event_phrase(event)}: which company are the "
                 f"customer guests from, and what stage is our deal with them in?",
-                [*find_event(rep, event),
-                 *find_account(world, rep, {"account_id": contact["account_id"]}),
-                 call("list_deals", rep_id=rep["rep_id"])],
+                [
+                    *find_event(rep, event),
+                    *find_account(world, rep, {"account_id": contact["account_id"]}),
+                    call("list_deals", rep_id=rep["rep_id"]),
+                ],
                 lambda results, c=contact, d=deal: [c["account_name"], d["stage"]],
                 {"name": rep["name"], "email": rep["email"]},
-            )  # fmt: skip
+            )
 
 
 def guest_job_title(world: World, rng: random.Random) -> Iterator[Draft]:
@@ -439,19 +581,26 @@ def guest_job_title(world: World, rng: random.Random) -> Iterator[Draft]:
             yield (
                 f"{world.greet(rep, rng)} Who is the customer contact invited to "
                 f"{event_phrase(event)}? I need their name and job title.",
-                [*find_event(rep, event),
-                 *find_account(world, rep, {"account_id": contact["account_id"]})],
+                [
+                    *find_event(rep, event),
+                    *find_account(world, rep, {"account_id": contact["account_id"]}),
+                ],
                 lambda results, c=contact: [c["name"], c["title"]],
                 {"name": rep["name"], "email": rep["email"]},
-            )  # fmt: skip
+            )
 
 
 # ----- CRM + mail --------------------------------------------------------------------------------
-EMAIL_SUBJECTS = ["Next steps on our proposal", "Updated pricing for your team",
-                  "Following up on our call", "Contract draft for review",
-                  "Implementation timeline", "Renewal options for next year"]  # fmt: skip
+EMAIL_SUBJECTS = [
+    "Next steps on our proposal",
+    "Updated pricing for your team",
+    "Following up on our call",
+    "Contract draft for review",
+    "Implementation timeline",
+    "Renewal options for next year",
+]
 EMAIL_BODIES = [
-    "Thanks for your time this week. I've attached the updated numbers; let me know your questions.",
+    "Thanks for your time this week. The updated numbers are attached; let me know your questions.",
     "Following up on our conversation: could we find 30 minutes next week to go over the details?",
     "As promised, here is a summary of the options we discussed. Happy to walk you through them.",
     "Just checking in to see whether you had a chance to review the documents I sent.",
@@ -462,27 +611,45 @@ def email_contact_and_log(world: World, rng: random.Random) -> Iterator[Draft]:
     """Draft an email to a contact and log it on the account's open deal."""
     for rep in world.reps():
         for account in world.accounts(rep["rep_id"]):
-            deals, contacts = open_deals(world, rep, account["account_id"]), world.contacts(account["account_id"])
+            deals, contacts = (
+                open_deals(world, rep, account["account_id"]),
+                world.contacts(account["account_id"]),
+            )
             if len(deals) != 1 or not contacts:
                 continue
-            contact, subject, body = rng.choice(contacts), rng.choice(EMAIL_SUBJECTS), rng.choice(EMAIL_BODIES)
+            contact, subject, body = (
+                rng.choice(contacts),
+                rng.choice(EMAIL_SUBJECTS),
+                rng.choice(EMAIL_BODIES),
+            )
             subject = f"{subject}, {account['name']}"
             if not world.draft_subject_free(rep["account_id"], subject):
                 continue
             yield (
                 f"{world.greet(rep, rng)} Please draft an email to {contact['name']} at "
-                f"{account['name']} with the subject \"{subject}\" saying: \"{body}\" Then log it as "
+                f'{account["name"]} with the subject "{subject}" saying: "{body}" Then log it as '
                 f"an email on our open deal with them, same subject.",
-                [*find_account(world, rep, account),
-                 call("list_deals", rep_id=rep["rep_id"]),
-                 call("find_account", email=rep["email"]),
-                 call("create_draft", account_id=rep["account_id"], to_address=contact["email"],
-                      subject=subject, body=body),
-                 call("log_activity", deal_id=deals[0]["deal_id"], activity_type="email",
-                      subject=subject)],
+                [
+                    *find_account(world, rep, account),
+                    call("list_deals", rep_id=rep["rep_id"]),
+                    call("find_account", email=rep["email"]),
+                    call(
+                        "create_draft",
+                        account_id=rep["account_id"],
+                        to_address=contact["email"],
+                        subject=subject,
+                        body=body,
+                    ),
+                    call(
+                        "log_activity",
+                        deal_id=deals[0]["deal_id"],
+                        activity_type="email",
+                        subject=subject,
+                    ),
+                ],
                 no_outputs,
                 {"name": rep["name"], "email": rep["email"]},
-            )  # fmt: skip
+            )
 
 
 def sender_deal_amount(world: World, rng: random.Random) -> Iterator[Draft]:
@@ -496,16 +663,18 @@ def sender_deal_amount(world: World, rng: random.Random) -> Iterator[Draft]:
             if len(deals) != 1:
                 continue
             yield (
-                f"{world.greet(rep, rng)} I got an email about \"{message['subject']}\" from one "
+                f'{world.greet(rep, rng)} I got an email about "{message["subject"]}" from one '
                 f"of my customers. Which company are they with, and how much is our open deal "
                 f"with that company worth?",
-                [call("find_account", email=rep["email"]),
-                 call("list_messages", account_id=rep["account_id"], query=message["subject"]),
-                 *find_account(world, rep, {"account_id": contact["account_id"]}),
-                 call("list_deals", rep_id=rep["rep_id"])],
+                [
+                    call("find_account", email=rep["email"]),
+                    call("list_messages", account_id=rep["account_id"], query=message["subject"]),
+                    *find_account(world, rep, {"account_id": contact["account_id"]}),
+                    call("list_deals", rep_id=rep["rep_id"]),
+                ],
                 lambda results, c=contact, d=deals[0]: [c["account_name"], str(d["amount"])],
                 {"name": rep["name"], "email": rep["email"]},
-            )  # fmt: skip
+            )
 
 
 KINDS: list[tuple[str, str, Callable[[World, random.Random], Iterator[Draft]], int]] = [

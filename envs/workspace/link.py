@@ -12,13 +12,28 @@ import json
 import sqlite3
 
 INTERNAL = "@brightlane.com"
-CLIENT_TITLES = ["Client call", "Product demo", "Customer onboarding", "Pricing discussion",
-                 "Contract review", "Renewal check-in"]  # fmt: skip
-CUSTOMER_SUBJECTS = ["Pricing proposal questions", "Legal review of the NDA", "Notes from our call",
-                     "Data retention questions", "Question about our invoice",
-                     "Seat count for next quarter", "Security questionnaire", "Follow-up from the demo",
-                     "Renewal terms", "Onboarding timeline", "Support ticket escalation",
-                     "Integration with our CRM"]  # fmt: skip
+CLIENT_TITLES = [
+    "Client call",
+    "Product demo",
+    "Customer onboarding",
+    "Pricing discussion",
+    "Contract review",
+    "Renewal check-in",
+]
+CUSTOMER_SUBJECTS = [
+    "Pricing proposal questions",
+    "Legal review of the NDA",
+    "Notes from our call",
+    "Data retention questions",
+    "Question about our invoice",
+    "Seat count for next quarter",
+    "Security questionnaire",
+    "Follow-up from the demo",
+    "Renewal terms",
+    "Onboarding timeline",
+    "Support ticket escalation",
+    "Integration with our CRM",
+]
 
 
 def link(databases: dict[str, sqlite3.Connection]) -> None:
@@ -33,12 +48,18 @@ def link(databases: dict[str, sqlite3.Connection]) -> None:
     _replace_addresses(mail, "drafts", "draft_id", "to_address", renamed)
     for rep_id, email in crm.execute("SELECT rep_id, email FROM reps ORDER BY rep_id").fetchall():
         accounts = [
-            [row[0] for row in crm.execute(
-                "SELECT email FROM contacts WHERE account_id = ? ORDER BY contact_id", (account,))]
+            [
+                row[0]
+                for row in crm.execute(
+                    "SELECT email FROM contacts WHERE account_id = ? ORDER BY contact_id",
+                    (account,),
+                )
+            ]
             for (account,) in crm.execute(
                 "SELECT account_id FROM accounts WHERE owner_rep_id = ? ORDER BY account_id",
-                (rep_id,))
-        ]  # fmt: skip
+                (rep_id,),
+            )
+        ]
         accounts = [contacts for contacts in accounts if contacts]
         if accounts:
             _invite_contacts(calendar, email, accounts)
