@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -399,6 +400,46 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
+    registered = args.env.startswith("envfactory/")
+    package = load_package(package_name(args.env) if registered else args.env)
+    tasks = [t for t in package.tasks_for(args.split) if args.kind in (None, t.kind)]
+    for task in tasks:
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "id": task.id,
+                        "kind": task.kind,
+                        "split": task.split,
+                        "calls": len(task.calls),
+                        "instruction": task.instruction,
+                    }
+                )
+            )
+        else:
+            print(f"{task.id:<52} {task.kind:<12} {task.split:<6} {task.instruction[:60]}")
+    if not args.json:
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(Counter(t.kind for t in tasks).items()))
+        print(f"{len(tasks)} tasks of {package.config.gym_id}: {kinds}", file=sys.stderr)
+    return 0
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    from envfactory_gym import play
+
+    env_id = args.play_env
+    if env_id not in gym.registry:
+        raise KeyError(f"unknown env {env_id!r} (`envfactory list` shows them)")
+    if args.role == "user":
+        from envfactory_gym.agents import make_agent
+
+        play.play_as_user(env_id, make_agent(args.agent), args.task)
+    else:
+        play.play_as_agent(env_id, args.task)
+    return 0
+
+
+def cmd_synthesize(args: argparse.Namespace) -> int:
     from envfactory_gym.generators.emit import resynthesize_tasks
 
     report = resynthesize_tasks(
@@ -546,12 +587,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--png", metavar="PATH", help="draw it here (needs matplotlib)")
     p.add_argument("--json", metavar="PATH", help="write nodes, edges and a summary here")
     p.set_defaults(fn=cmd_graph)
-    p = sub.add_parser("tasks", help="(re)synthesize a generated package's tasks")
+    p = sub.add_parser("synthesize", help="(re)synthesize a package's tasks from its spec")
     p.add_argument("folder", metavar="DIR")
     p.add_argument("--n", type=int, default=200, help="how many (default: 200)")
     p.add_argument("--seed", type=int, default=0)
     _add_synthesis_knobs(p)
+    p.set_defaults(fn=cmd_synthesize)
+    p = sub.add_parser("tasks", help="list an env's task ids with their kinds and splits")
+    p.add_argument("env", metavar="ENV", help="a gym id, package name or folder")
+    p.add_argument("--split", default="all", choices=["train", "test", "all"])
+    p.add_argument("--kind", choices=["read", "write", "multi_write", "refusal", "handoff"])
+    p.add_argument("--json", action="store_true", help="one JSON object per task")
     p.set_defaults(fn=cmd_tasks)
+    p = sub.add_parser("play", help="play an env in the terminal, as the agent or as the user")
+    p.add_argument("play_env", metavar="ENV_ID")
+    p.add_argument("--task", help="a task id (default: the first test task)")
+    p.add_argument("--as", dest="role", choices=["agent", "user"], default="agent")
+    p.add_argument("--agent", default="oracle", help="with --as user: the agent to answer")
+    p.set_defaults(fn=cmd_play)
     p = sub.add_parser("import", help="a spec from MCP tool metadata or an OpenAPI document")
     p.add_argument("format", choices=["mcp", "openapi"])
     p.add_argument("source", metavar="FILE")

@@ -133,7 +133,7 @@ def test_cli_generate_graph_and_tasks(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["graph", str(out), "--json", str(tmp_path / "g.json")]) == 0
     graph = json.loads((tmp_path / "g.json").read_text())
     assert graph["summary"]["tools"] == 10
-    assert main(["tasks", str(out), "--n", "120"]) == 0
+    assert main(["synthesize", str(out), "--n", "120"]) == 0
     assert len((out / "tasks.jsonl").read_text().splitlines()) == 120
     assert "wrote 120 tasks" in capsys.readouterr().out
 
@@ -213,14 +213,14 @@ def test_cli_import_then_generate_unattended(tmp_path: Path, capsys: pytest.Capt
 def test_synthesis_knobs_set_the_mix_and_the_chain_length(shop: Path, tmp_path: Path) -> None:
     copy = tmp_path / "shop"
     shutil.copytree(shop, copy)
-    assert main(["tasks", str(copy), "--n", "40", "--mix", "read=1", "--max-calls", "3"]) == 0
+    assert main(["synthesize", str(copy), "--n", "40", "--mix", "read=1", "--max-calls", "3"]) == 0
     tasks = EnvPackage(copy).tasks
     assert {task.kind for task in tasks} == {"read"}
     assert max(len(task.calls) for task in tasks) <= 3
-    assert main(["tasks", str(copy), "--n", "40", "--mix", "refusal=1,write=1"]) == 0
+    assert main(["synthesize", str(copy), "--n", "40", "--mix", "refusal=1,write=1"]) == 0
     kinds = {task.kind for task in EnvPackage(copy).tasks}
     assert kinds == {"refusal", "write"}
-    assert main(["tasks", str(copy), "--mix", "read"]) == 2  # a share is missing: clear error
+    assert main(["synthesize", str(copy), "--mix", "read"]) == 2  # a share is missing: clear error
 
 
 def test_tasks_on_airline_adds_generated_tasks_beside_the_hand_written(tmp_path: Path) -> None:
@@ -228,13 +228,13 @@ def test_tasks_on_airline_adds_generated_tasks_beside_the_hand_written(tmp_path:
     copy = tmp_path / "airline"
     shutil.copytree(airline, copy)
     hand_written = [t.model_dump() for t in EnvPackage(airline).tasks]
-    assert main(["tasks", str(copy), "--n", "30"]) == 0
+    assert main(["synthesize", str(copy), "--n", "30"]) == 0
     package = EnvPackage(copy)
     generated = [t for t in package.tasks if t.id.startswith("airline-gen-")]
     assert [t.model_dump() for t in package.tasks[: len(hand_written)]] == hand_written
     assert len(generated) >= 15 and {t.kind for t in generated} == {"write", "refusal"}
     assert check_package(package).ok
-    assert main(["tasks", str(copy), "--n", "30"]) == 0  # a rerun replaces the generated ones
+    assert main(["synthesize", str(copy), "--n", "30"]) == 0  # a rerun replaces the generated ones
     assert len(EnvPackage(copy).tasks) == len(hand_written) + len(generated)
 
 
