@@ -29,6 +29,7 @@ import gymnasium as gym
 from tqdm import tqdm
 
 from envfactory_gym.package import load_package
+from envfactory_gym.registry import package_name
 from envfactory_gym.tasks import Task
 
 FAILURES = (
@@ -45,10 +46,17 @@ class EpisodeAgent(Protocol):
 
 
 def run_episode(
-    env: gym.Env, agent: EpisodeAgent, task_id: str, seed: int = 0, trial: int = 0
+    env: gym.Env,
+    agent: EpisodeAgent,
+    task_id: str,
+    seed: int = 0,
+    trial: int = 0,
+    keep_messages: bool = False,
 ) -> dict[str, Any]:
     """Play one task to the end; return the episode's record: reward and its breakdown, turns,
-    calls, and why it failed (None when it succeeded)."""
+    calls, why it failed (None when it succeeded), and with `keep_messages` the conversation
+    and the tool schemas (what SFT data is made of). The one episode loop of evaluation, SFT
+    data and `envfactory play --as user`."""
     obs, info = env.reset(seed=seed, options={"task_id": task_id})
     tools, messages = info["tools"], info["messages"]  # on reset; steps add new_messages
     core = env.unwrapped
@@ -83,7 +91,7 @@ def run_episode(
         if info["success"]
         else classify_failure(core.task, breakdown, calls, bool(core.diff()), truncated),
         "breakdown": breakdown,
-    }
+    } | ({"messages": messages, "tools": tools} if keep_messages else {})
 
 
 def _reset_agent(agent: Any, task: Task, seed: int) -> None:
@@ -189,7 +197,7 @@ def run_evaluation(
     done = {(r["env"], r["task_id"], r["trial"]): r for r in read_episodes(journal)}
     jobs = []
     for env_id in env_ids:
-        for task in load_package(gym.spec(env_id).kwargs["package"]).tasks_for(split):
+        for task in load_package(package_name(env_id)).tasks_for(split):
             for trial in range(trials):
                 if (env_id, task.id, trial) not in done:
                     job_seed = episode_seed(seed, env_id, task.id, trial)

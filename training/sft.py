@@ -60,6 +60,7 @@ def oracle_trajectories(
     import gymnasium as gym
 
     from envfactory_gym.agents import OracleAgent
+    from envfactory_gym.evaluation import run_episode
 
     rows, envs = [], {}
     agent = OracleAgent()
@@ -71,24 +72,15 @@ def oracle_trajectories(
                 reward_config=dict(reward_overrides or {}),
                 disable_env_checker=True,
             )
-        env = envs[ref.env_id]
-        _, info = env.reset(options={"task_id": ref.task_id})
-        tools, messages = info["tools"], info["messages"]  # on reset; steps add new_messages
-        agent.reset(env.unwrapped.task)
-        reward, done = 0.0, False
-        while not done:
-            action = agent.act(messages, tools)
-            _, reward, terminated, truncated, info = env.step(action)
-            messages.extend(info["new_messages"])
-            done = terminated or truncated
-        if reward >= min_reward:
+        episode = run_episode(envs[ref.env_id], agent, ref.task_id, keep_messages=True)
+        if episode["reward"] >= min_reward:
             rows.append(
                 {
-                    "messages": _storable(messages),
-                    "tools": json.dumps(tools, ensure_ascii=False),
+                    "messages": _storable(episode["messages"]),
+                    "tools": json.dumps(episode["tools"], ensure_ascii=False),
                     "env_id": ref.env_id,
                     "task_id": ref.task_id,
-                    "reward": float(reward),
+                    "reward": float(episode["reward"]),
                 }
             )
     for env in envs.values():
