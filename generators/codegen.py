@@ -569,7 +569,7 @@ def render_tools(spec: Spec) -> str:
 
 
 def variable_name(label: str) -> str:
-    """A Python local variable for an entity's label: spaces become underscores, and a keyword
-    ('pass', 'class') gets a trailing underscore."""
-    name = label.replace(" ", "_")
+    """A Python local variable for an entity's label: spaces and other non-word characters
+    ('trade-in') become underscores, and a keyword ('pass', 'class') gets a trailing underscore."""
+    name = re.sub(r"\W", "_", label)
     return name + "_" if keyword.iskeyword(name) else name
