@@ -610,6 +610,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("source", metavar="FILE")
     p.add_argument("--out", required=True, metavar="SPEC.yaml")
     p.set_defaults(fn=cmd_import)
+    from envfactory_gym.serve import add_serve_parser
+
+    add_serve_parser(sub)
     return root
 
 

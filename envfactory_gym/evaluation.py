@@ -418,7 +418,8 @@ def write_plots(report: dict[str, Any], out: Path) -> list[str]:
     ax.barh(names[::-1], values[::-1], color="#4C72B0")
     ax.set_xlim(0, 1)
     ax.set_xlabel("pass@1")
-    ax.set_title(f"{report['agent']}: success per env ({report['split']} split)")
+    agent = report["agent"].rsplit(":", 1)[-1]  # a class path's class name
+    ax.set_title(f"{agent}: success per env ({report['split']} split)")
     ax.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
     fig.savefig(out / "success_by_env.png", dpi=120)
