@@ -456,6 +456,10 @@ def cmd_synthesize(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from envfactory_gym.generators import importers
 
+    if args.format == "tau2":
+        from envfactory_gym.generators.importers.tau2 import cmd_import_tau2
+
+        return cmd_import_tau2(args)
     result = importers.import_mcp(args.source) if args.format == "mcp" else (
         importers.import_openapi(args.source)
     )  # fmt: skip
@@ -605,10 +609,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--as", dest="role", choices=["agent", "user"], default="agent")
     p.add_argument("--agent", default="oracle", help="with --as user: the agent to answer")
     p.set_defaults(fn=cmd_play)
-    p = sub.add_parser("import", help="a spec from MCP tool metadata or an OpenAPI document")
-    p.add_argument("format", choices=["mcp", "openapi"])
-    p.add_argument("source", metavar="FILE")
-    p.add_argument("--out", required=True, metavar="SPEC.yaml")
+    p = sub.add_parser(
+        "import",
+        help="a spec from MCP tool metadata or an OpenAPI document; an env package from a "
+        "tau2-bench domain folder",
+    )
+    p.add_argument("format", choices=["mcp", "openapi", "tau2"])
+    p.add_argument("source", metavar="FILE", help="tau2: a domain folder (db.json, tasks.json)")
+    p.add_argument("--out", required=True, metavar="SPEC.yaml", help="tau2: the package folder")
+    p.add_argument("--env-id", help="tau2: the gym name (default Tau2Airline / Tau2Retail)")
+    p.add_argument("--no-check", dest="check", action="store_false",
+                   help="tau2: keep the tasks without running the per-task checker")  # fmt: skip
     p.set_defaults(fn=cmd_import)
     from envfactory_gym.serve import add_serve_parser
 
