@@ -1,17 +1,8 @@
-"""The agent protocol the evaluation harness and training rollouts drive."""
+"""The agent protocol, defined once beside the one episode loop (`envfactory_gym.evaluation`)
+that evaluation, SFT data and `envfactory play --as user` drive."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from envfactory_gym.evaluation import EpisodeAgent as Agent
 
-from envfactory_gym.tasks import Task
-
-
-class Agent(Protocol):
-    def reset(self, task: Task) -> None:
-        """Start a new episode on `task` (agents that are not oracles ignore it)."""
-        ...
-
-    def act(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> str:
-        """Return the next raw assistant text: `<tool_call>` blocks and/or a message."""
-        ...
+__all__ = ["Agent"]

@@ -41,6 +41,11 @@ BREAKDOWN = ("trace", "state", "outputs", "outcome", "penalty")
 
 
 class EpisodeAgent(Protocol):
+    """What plays the assistant: `reset(task)` starts an episode (an agent that samples may take
+    `reset(task, seed=...)` and is then reseeded per episode, so runs repeat); `act(messages,
+    tools)` gets the conversation so far (OpenAI-style chat, system prompt first) and the tool
+    schemas, and returns the raw assistant text: `<tool_call>` blocks and/or a message."""
+
     def reset(self, task: Task) -> None: ...
     def act(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> str: ...
 
