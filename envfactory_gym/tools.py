@@ -7,7 +7,9 @@ model validates the arguments an agent sends before the function runs.
 
 from __future__ import annotations
 
+import ast
 import inspect
+import operator
 import re
 from collections.abc import Callable
 from typing import Any, Literal, get_origin, get_type_hints
@@ -176,3 +178,34 @@ def _describe_validation_error(tool_name: str, exc: ValidationError) -> str:
         else:
             problems.append(f"argument '{where}': {err['msg']}")
     return f"invalid arguments for {tool_name}: " + "; ".join(problems)
+
+
+_OPERATORS = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.Div: operator.truediv, ast.USub: operator.neg, ast.UAdd: operator.pos,
+}  # fmt: skip
+
+
+def arithmetic(expression: str) -> str:
+    """The value of an arithmetic expression (numbers, + - * / and parentheses), rounded to two
+    decimals, for a package's `calculate` tool: parsed, never `eval`-ed; anything else is a
+    `ToolError`."""
+    if len(expression) > 200 or not set(expression) <= set("0123456789+-*/(). "):
+        raise ToolError("only numbers, + - * / and parentheses are allowed")
+    try:
+        value = _evaluate(ast.parse(expression, mode="eval"))
+    except (SyntaxError, ZeroDivisionError, RecursionError, OverflowError) as exc:
+        raise ToolError(f"cannot calculate {expression!r}: {exc}") from None
+    return str(round(float(value), 2))
+
+
+def _evaluate(node: ast.AST) -> float:
+    if isinstance(node, ast.Expression):
+        return _evaluate(node.body)
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return node.value
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+        return _OPERATORS[type(node.op)](_evaluate(node.left), _evaluate(node.right))
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _OPERATORS:
+        return _OPERATORS[type(node.op)](_evaluate(node.operand))
+    raise ToolError("only numbers, + - * / and parentheses are allowed")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ast
 import hashlib
-import operator
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from envfactory_gym import Database, ToolError, tool
+from envfactory_gym.tools import arithmetic
 
 NOW = "2024-05-15T15:00:00"
 TODAY = NOW[:10]
@@ -559,24 +558,6 @@ def send_certificate(db: Database, user_id: str, amount: Amount) -> str:
 
 
 # ----- generic tools -------------------------------------------------------------------------
-_OPERATORS = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-    ast.Div: operator.truediv, ast.USub: operator.neg, ast.UAdd: operator.pos,
-}  # fmt: skip
-
-
-def _evaluate(node: ast.AST) -> float:
-    if isinstance(node, ast.Expression):
-        return _evaluate(node.body)
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return node.value
-    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
-        return _OPERATORS[type(node.op)](_evaluate(node.left), _evaluate(node.right))
-    if isinstance(node, ast.UnaryOp) and type(node.op) in _OPERATORS:
-        return _OPERATORS[type(node.op)](_evaluate(node.operand))
-    raise ToolError("only numbers, + - * / and parentheses are allowed")
-
-
 @tool
 def calculate(db: Database, expression: str) -> str:
     """Calculate the result of an arithmetic expression, rounded to two decimals.
@@ -584,13 +565,7 @@ def calculate(db: Database, expression: str) -> str:
     Args:
         expression: The expression, such as '2 * (150 + 30)'. Numbers, + - * / and parentheses.
     """
-    if len(expression) > 200 or not set(expression) <= set("0123456789+-*/(). "):
-        raise ToolError("only numbers, + - * / and parentheses are allowed")
-    try:
-        value = _evaluate(ast.parse(expression, mode="eval"))
-    except (SyntaxError, ZeroDivisionError, RecursionError, OverflowError) as exc:
-        raise ToolError(f"cannot calculate {expression!r}: {exc}") from None
-    return str(round(float(value), 2))
+    return arithmetic(expression)
 
 
 @tool

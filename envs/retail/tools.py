@@ -5,11 +5,10 @@ for a return or an exchange of delivered ones. Money is kept in cents and shown 
 
 from __future__ import annotations
 
-import ast
-import operator
 from typing import Any, Literal
 
 from envfactory_gym import Database, ToolError, tool
+from envfactory_gym.tools import arithmetic
 
 NOW = "2025-03-18T11:30:00"
 PENDING = ("pending", "pending (item modified)")
@@ -672,24 +671,6 @@ def exchange_delivered_order_items(
 
 
 # ----- generic tools -------------------------------------------------------------------------
-_OPERATORS = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-    ast.Div: operator.truediv, ast.USub: operator.neg, ast.UAdd: operator.pos,
-}  # fmt: skip
-
-
-def _evaluate(node: ast.AST) -> float:
-    if isinstance(node, ast.Expression):
-        return _evaluate(node.body)
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return node.value
-    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
-        return _OPERATORS[type(node.op)](_evaluate(node.left), _evaluate(node.right))
-    if isinstance(node, ast.UnaryOp) and type(node.op) in _OPERATORS:
-        return _OPERATORS[type(node.op)](_evaluate(node.operand))
-    raise ToolError("only numbers, + - * / and parentheses are allowed")
-
-
 @tool
 def calculate(db: Database, expression: str) -> str:
     """Calculate the result of an arithmetic expression, rounded to two decimals.
@@ -698,13 +679,7 @@ def calculate(db: Database, expression: str) -> str:
         expression: The expression, such as '89.99 + 24.5 - 10'. Numbers, + - * / and
             parentheses.
     """
-    if len(expression) > 200 or not set(expression) <= set("0123456789+-*/(). "):
-        raise ToolError("only numbers, + - * / and parentheses are allowed")
-    try:
-        value = _evaluate(ast.parse(expression, mode="eval"))
-    except (SyntaxError, ZeroDivisionError, RecursionError, OverflowError) as exc:
-        raise ToolError(f"cannot calculate {expression!r}: {exc}") from None
-    return str(round(float(value), 2))
+    return arithmetic(expression)
 
 
 @tool
