@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from envfactory_gym.database import Database, Diff
+from envfactory_gym.distractors import find_distractors
 from envfactory_gym.package import EnvPackage
-from envfactory_gym.tasks import ToolCall
+from envfactory_gym.reward import number_value
+from envfactory_gym.tasks import Task, ToolCall
 
 
 @dataclass
@@ -38,3 +41,31 @@ def replay(package: EnvPackage, calls: list[ToolCall], db: Database | None = Non
     for table, key in sorted(db.written_rows()):
         written.setdefault(table, []).append(json.loads(key))
     return Replay(results=results, diff=db.diff(), written=written)
+
+
+def task_from_calls(
+    package: EnvPackage,
+    calls: list[ToolCall],
+    outputs: Callable[[list[Any]], list[str]],
+    **fields: Any,
+) -> Task:
+    """A hand-built task with its ground truth filled in by replaying `calls`: the expected diff,
+    the allowed writes, the required outputs (`outputs` of the calls' results) and their
+    distractors (over every database of the package). `fields` are the rest of the task (id,
+    split, kind, instruction, user_facts). A call that fails raises, as in `replay`."""
+    result = replay(package, calls)
+    required = outputs(result.results)
+    said = " ".join([fields.get("instruction", ""), *fields.get("user_facts", {}).values()])
+    found: set[str] = set()
+    for conn in package.member_templates().values():
+        found.update(find_distractors(required, result.results, conn, said))
+    return Task(
+        calls=calls,
+        outputs=required,
+        distractors=sorted(
+            found, key=lambda t: (number_value(t) is None, number_value(t) or 0.0, t)
+        ),
+        expected_diff=result.diff,
+        allowed_writes=result.written,
+        **fields,
+    )

@@ -17,9 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from envfactory_gym.database import Database
-from envfactory_gym.distractors import find_distractors
 from envfactory_gym.package import load_package
-from envfactory_gym.replay import replay
+from envfactory_gym.replay import task_from_calls
 from envfactory_gym.tasks import Task, ToolCall, write_tasks
 
 Draft = tuple[str, list[ToolCall], Callable[[list], list[str]], dict[str, str]]
@@ -778,30 +777,20 @@ def build(seed: int = 11) -> list[Task]:
             if orders & used_orders:
                 continue  # one task per order: a varied set
             try:
-                result = replay(package, calls)
-                required = outputs(result.results)
-            except ValueError:
-                continue
-            used_orders |= orders
-            tasks.append(
-                Task(
+                task = task_from_calls(
+                    package,
+                    calls,
+                    outputs,
                     id=f"retail-{name}-{made:02d}",
                     split="test" if made % 4 == 3 else "train",
                     kind=kind,
                     instruction=instruction,
                     user_facts=facts,
-                    calls=calls,
-                    outputs=required,
-                    distractors=find_distractors(
-                        required,
-                        result.results,
-                        package.template,
-                        " ".join([instruction, *facts.values()]),
-                    ),
-                    expected_diff=result.diff,
-                    allowed_writes=result.written,
                 )
-            )
+            except ValueError:
+                continue
+            used_orders |= orders
+            tasks.append(task)
             made += 1
         if made < count:
             raise RuntimeError(f"only {made} of {count} {name} tasks could be built")

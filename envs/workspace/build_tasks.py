@@ -17,9 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from envfactory_gym.distractors import find_distractors
 from envfactory_gym.package import load_package
-from envfactory_gym.reward import number_value
+from envfactory_gym.replay import task_from_calls
 from envfactory_gym.tasks import Task, ToolCall, write_tasks
 from envfactory_gym.tools import ToolError
 
@@ -709,17 +708,7 @@ def resolve(package: Any, steps: list[Step]) -> list[ToolCall]:
     return calls
 
 
-def distractors(package: Any, outputs: list[str], results: list[Any], said: str) -> list[str]:
-    """Distractors over every member's database (each output's field lives in one of them)."""
-    found: set[str] = set()
-    for conn in package.member_templates().values():
-        found.update(find_distractors(outputs, results, conn, said))
-    return sorted(found, key=lambda t: (number_value(t) is None, number_value(t) or 0.0, t))
-
-
 def build(seed: int = 11) -> list[Task]:
-    from envfactory_gym.replay import replay
-
     package = load_package("workspace")
     world = World({name: _copy(conn) for name, conn in package.member_templates().items()})
     tasks: list[Task] = []
@@ -734,29 +723,22 @@ def build(seed: int = 11) -> list[Task]:
             if instruction in used:
                 continue
             try:
-                calls = resolve(package, steps)
-                result = replay(package, calls)
-                required = outputs(result.results)
-            except (ToolError, ValueError, KeyError):
-                continue
-            if kind in ("write", "multi_write") and not result.diff:
-                continue
-            said = " ".join([instruction, *facts.values()])
-            used.add(instruction)
-            tasks.append(
-                Task(
+                task = task_from_calls(
+                    package,
+                    resolve(package, steps),
+                    outputs,
                     id=f"workspace-{name}-{made:03d}",
                     split="test" if made % 5 == 4 else "train",
                     kind=kind,
                     instruction=instruction,
                     user_facts=facts,
-                    calls=calls,
-                    outputs=required,
-                    distractors=distractors(package, required, result.results, said),
-                    expected_diff=result.diff,
-                    allowed_writes=result.written,
                 )
-            )
+            except (ToolError, ValueError, KeyError):
+                continue
+            if kind in ("write", "multi_write") and not task.expected_diff:
+                continue
+            used.add(instruction)
+            tasks.append(task)
             made += 1
         if made < count:
             raise RuntimeError(f"only {made} of {count} {name} tasks could be built")
