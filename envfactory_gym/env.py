@@ -18,7 +18,7 @@ from envfactory_gym.spaces import AnyText
 from envfactory_gym.tasks import Task
 from envfactory_gym.text import clip, quoted, valid_text
 from envfactory_gym.tools import ArgumentError, ToolError
-from envfactory_gym.users import ScriptedUser, UserSimulator
+from envfactory_gym.users import ScriptedUser, UserSimulator, reset_user
 
 MAX_TEXT = 1 << 20
 """Characters of an action that are read, and the bound of every observation."""
@@ -117,14 +117,15 @@ class ToolUseEnv(gym.Env[str, str]):
             raise ValueError(
                 f"unknown reset option(s) {unknown}; valid options: {', '.join(RESET_OPTIONS)}"
             )
-        return self.reset_to(self._choose_task(options))
+        return self.reset_to(self._choose_task(options), seed=seed)
 
-    def reset_to(self, task: Task) -> tuple[str, dict[str, Any]]:
+    def reset_to(self, task: Task, seed: int | None = None) -> tuple[str, dict[str, Any]]:
         """Start an episode on `task`, which need not be one of the package's tasks (the
-        checker and the generators try drafts this way). `reset` ends here."""
+        checker and the generators try drafts this way). `reset` ends here. `seed` goes to a
+        user simulator whose `reset` takes one (an LLM user samples with it)."""
         self.task = task
         self.db.reset()
-        self.user.reset(task)
+        reset_user(self.user, task, seed)
         self.messages = [
             {"role": "system", "content": self.system_prompt},
             {"role": "user", "content": task.instruction},

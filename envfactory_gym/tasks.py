@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from envfactory_gym.database import canonical_diff
 
@@ -24,6 +24,26 @@ class ToolCall(BaseModel):
     masked: list[str] = Field(default_factory=list)
 
 
+class UserReactions(BaseModel):
+    """How the simulated user reacts; an empty field takes the default in `envfactory_gym.users`
+    (`UserProfile.for_task`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    confirm: str = Field("", description="The reply to a proposed action that matches the intent.")
+    decline: str = Field("", description="The reply to a proposed action that does not.")
+    unknown: str = Field(
+        "", description="The reply when asked for something the user does not know."
+    )
+    guidance: str = Field(
+        "", description="Free-text advice for an LLM user on how to behave (tone, what to accept)."
+    )
+
+
+USER_PROFILE_FIELDS = ("persona", "reason_for_contact", "user_unknowns", "user_reactions")
+"""The optional fields user simulators read; omitted from a task's JSON while left empty."""
+
+
 class Task(BaseModel):
     """A user goal in one environment, with everything needed to replay and score it."""
 
@@ -35,6 +55,21 @@ class Task(BaseModel):
     instruction: str = Field(description="The user's opening message: intent, not steps.")
     user_facts: dict[str, str] = Field(
         default_factory=dict, description="What the user knows and will tell the agent if asked."
+    )
+    persona: str = Field(
+        "", description="Who the user is, one sentence; empty: derived from `user_facts`."
+    )
+    reason_for_contact: str = Field(
+        "", description="Why the user got in touch, one sentence; empty: the instruction."
+    )
+    user_unknowns: list[str] = Field(
+        default_factory=list,
+        description="What the user does not know (e.g. 'reservation id'); empty: derived from the "
+        "ground truth's id-like arguments that the instruction and `user_facts` do not hold.",
+    )
+    user_reactions: UserReactions = Field(
+        default_factory=UserReactions,
+        description="How the user reacts to proposals and to questions they cannot answer.",
     )
     calls: list[ToolCall] = Field(description="Ground-truth calls, in a valid order.")
     outputs: list[str] = Field(
@@ -53,6 +88,18 @@ class Task(BaseModel):
         description="Table -> primary keys of the rows the ground truth writes (rows it writes "
         "and restores included). Writing any other row is a violation that voids the reward.",
     )
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_user_profile(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Leave the user-profile fields out while empty, so tasks written before they existed
+        serialize byte for byte as before."""
+        data = handler(self)
+        for name in USER_PROFILE_FIELDS:
+            if getattr(self, name) == type(self).model_fields[name].get_default(
+                call_default_factory=True
+            ):
+                data.pop(name, None)
+        return data
 
     @property
     def writes(self) -> int:
