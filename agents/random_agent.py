@@ -14,13 +14,20 @@ from envfactory_gym.tasks import Task
 
 
 class RandomAgent:
+    """Random calls, then a random message. Reset with an episode seed, it plays the same
+    episode in any process and any order (what parallel evaluation needs); without one, its
+    generator runs on from the constructor's seed."""
+
     def __init__(self, seed: int = 0, max_calls: int = 4) -> None:
+        self.seed = seed
         self.rng = random.Random(seed)
         self.max_calls = max_calls
         self.calls_made = 0
 
-    def reset(self, task: Task) -> None:
+    def reset(self, task: Task, seed: int | None = None) -> None:
         self.calls_made = 0
+        if seed is not None:
+            self.rng = random.Random(f"{self.seed}:{seed}")
 
     def act(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> str:
         if self.calls_made >= self.max_calls or not tools or self.rng.random() < 0.2:

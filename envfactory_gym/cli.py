@@ -131,13 +131,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 2
     kwargs = {"seed": args.seed} if args.agent == "random" else {}
     agent = make_agent(args.agent, **kwargs)  # a bad spec fails here, before any work
-    if args.out or args.trials > 1 or args.workers > 1:
+    workers = args.workers if args.workers is not None else (0 if args.ray is not False else 1)
+    user_factory = None
+    if args.user != "scripted":
+        from envfactory_gym.users import llm_user_from_spec
+
+        llm_user_from_spec(args.user)  # a bad spec fails here, before any work
+        user_factory = functools.partial(llm_user_from_spec, args.user)
+    if args.out or args.trials > 1 or workers > 1 or args.ray is not False or user_factory:
         out = Path(args.out or "eval-out")
-        report = run_evaluation(
-            env_ids, functools.partial(make_agent, args.agent, **kwargs), out,
-            agent_name=args.agent, split=args.split, trials=args.trials, workers=args.workers,
-            seed=args.seed,
-        )  # fmt: skip
+        try:
+            report = run_evaluation(
+                env_ids, functools.partial(make_agent, args.agent, **kwargs), out,
+                agent_name=args.agent, split=args.split, trials=args.trials, workers=workers,
+                seed=args.seed, ray=args.ray, user_factory=user_factory,
+            )  # fmt: skip
+        except (ConnectionError, ImportError) as exc:  # Ray missing, or its address unreachable
+            if args.ray is False:
+                raise
+            print(f"envfactory eval: {exc}", file=sys.stderr)
+            return 2
         overall, k = report["overall"], args.trials
         print(
             f"{len(env_ids)} env(s), {args.agent}, split={args.split}, {k} trial(s): pass@1 "
@@ -170,6 +183,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         data = reports[0] if one else {**suite_summary(reports), "reports": reports}
         Path(args.json).write_text(json.dumps(data, indent=2))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from envfactory_gym.export import export_tasks
+
+    env_ids = _matching_envs(args.export_env)
+    if not env_ids:
+        print(f"envfactory export: no registered env matches {args.export_env!r}", file=sys.stderr)
+        return 2
+    rows = export_tasks(env_ids, args.out, args.format, args.split)
+    print(f"wrote {rows} tasks of {len(env_ids)} env(s) to {args.out}")
     return 0
 
 
@@ -508,15 +533,43 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="run an agent over an env's tasks")
     p.add_argument("--env", default="envfactory/Airline-v0",
                    help="a gym id, or a pattern: 'envfactory/*' is the whole suite")  # fmt: skip
-    p.add_argument("--agent", default="oracle", help="oracle | random")
+    p.add_argument(
+        "--agent",
+        default="oracle",
+        help="oracle | random | hf:PATH_OR_NAME[?opts] "
+        "| openai:MODEL@URL[?opts] | package.module:Class (see envfactory_gym.agents)",
+    )
+    p.add_argument(
+        "--user",
+        default="scripted",
+        help="the user simulator: scripted (default), "
+        "or an LLM user openai:MODEL@URL[?temperature=..&max_tokens=..&thinking=0]",
+    )
     p.add_argument("--split", default="test", choices=["train", "test", "all"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="PATH", help="write the full report here")
     p.add_argument("--trials", type=int, default=1, help="episodes per task, for pass^k (1)")
-    p.add_argument("--workers", type=int, default=1, help="episodes in parallel processes (1)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="episodes in parallel processes (1); with --ray, Ray actors (default: "
+                   "one per CPU of the cluster)")  # fmt: skip
     p.add_argument("--out", metavar="DIR", help="write episodes.jsonl (resumable), report.json, "
                    "report.md and PNG plots here")  # fmt: skip
+    p.add_argument("--ray", nargs="?", const=True, default=False, metavar="ADDRESS",
+                   help="play episodes on a Ray cluster: ADDRESS is auto, HOST:PORT or "
+                   "ray://HOST:PORT; without one, RAY_ADDRESS or a cluster `ray start` runs "
+                   "here, else a new local Ray (needs the `ray` extra)")  # fmt: skip
     p.set_defaults(fn=cmd_eval)
+    p = sub.add_parser("export", help="tasks as a dataset for verl, OpenRLHF or TRL")
+    p.add_argument(
+        "--env",
+        dest="export_env",
+        default="envfactory/*",
+        help="a gym id or a pattern (default: the whole suite)",
+    )
+    p.add_argument("--format", choices=["jsonl", "parquet"], default="jsonl")
+    p.add_argument("--split", default="train", choices=["train", "test", "all"])
+    p.add_argument("--out", required=True, metavar="FILE")
+    p.set_defaults(fn=cmd_export)
     p = sub.add_parser(
         "check",
         help="hold every task of env packages to the reward contract (exit 1 on a failure)",

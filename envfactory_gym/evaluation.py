@@ -191,11 +191,19 @@ def run_evaluation(
     workers: int = 1,
     seed: int = 0,
     progress: bool = True,
+    ray: bool | str = False,
+    user_factory: Callable[[], Any] | None = None,
 ) -> dict[str, Any]:
     """Play `trials` episodes of every task of the split in each env, `workers` at a time;
     append each episode to `out/episodes.jsonl` as it finishes (episodes already there are not
     played again), then write `out/report.json`, `out/report.md` and PNG plots. Returns the
-    report."""
+    report.
+
+    `ray`: False plays in this process or in `workers` local processes; True or an address
+    (`auto`, `HOST:PORT`, `ray://HOST:PORT`, `local`; see `envfactory_gym.distributed.RayAddress`)
+    plays on `workers` Ray actors (0: one per CPU of the cluster), each building the agent once
+    with `agent_factory`. Same records, same journal, same resume, same report either way.
+    `user_factory` builds each worker's user simulator (an `LLMUser`, say); None: scripted."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     journal = out / "episodes.jsonl"
@@ -214,7 +222,7 @@ def run_evaluation(
     with journal.open("a", encoding="utf-8") as handle:
         if cut:
             handle.write("\n")  # end the line a kill cut off, so the next record is whole
-        for record in _play(jobs, agent_factory, workers):
+        for record in _play(jobs, agent_factory, workers, ray, user_factory):
             handle.write(json.dumps(record) + "\n")
             handle.flush()
             done[(record["env"], record["task_id"], record["trial"])] = record
@@ -251,30 +259,45 @@ def read_episodes(journal: Path) -> list[dict[str, Any]]:
 
 
 _WORKER_AGENT: EpisodeAgent | None = None
+_WORKER_USER: Callable[[], Any] | None = None
 _WORKER_ENVS: dict[str, gym.Env] = {}
 
 
 def _play_one(job: tuple[str, str, int, int]) -> dict[str, Any]:
     env_id, task_id, trial, seed = job
     if env_id not in _WORKER_ENVS:
-        _WORKER_ENVS[env_id] = gym.make(env_id)
+        user = {"user": _WORKER_USER()} if _WORKER_USER else {}
+        _WORKER_ENVS[env_id] = gym.make(env_id, **user)
     assert _WORKER_AGENT is not None
     return run_episode(_WORKER_ENVS[env_id], _WORKER_AGENT, task_id, seed, trial)
 
 
-def _start_worker(agent_factory: AgentFactory) -> None:
-    global _WORKER_AGENT
+def _start_worker(
+    agent_factory: AgentFactory, user_factory: Callable[[], Any] | None = None
+) -> None:
+    global _WORKER_AGENT, _WORKER_USER
     import envfactory_gym  # noqa: F401 - registers the envs in a spawned worker
 
     _WORKER_AGENT = agent_factory()
+    _WORKER_USER = user_factory
 
 
 def _play(
-    jobs: list[tuple[str, str, int, int]], agent_factory: AgentFactory, workers: int
+    jobs: list[tuple[str, str, int, int]],
+    agent_factory: AgentFactory,
+    workers: int,
+    ray: bool | str = False,
+    user_factory: Callable[[], Any] | None = None,
 ) -> Iterable[dict[str, Any]]:
-    """Each job's record as it finishes: in this process, or in `workers` processes."""
+    """Each job's record as it finishes: in this process, in `workers` processes, or (`ray` set)
+    on `workers` Ray actors (see `run_evaluation`)."""
+    if ray is not False:
+        from envfactory_gym.distributed import play_on_ray
+
+        yield from play_on_ray(jobs, agent_factory, workers, ray, user_factory=user_factory)
+        return
     if workers <= 1 or len(jobs) <= 1:
-        _start_worker(agent_factory)
+        _start_worker(agent_factory, user_factory)
         try:
             yield from (_play_one(job) for job in jobs)
         finally:
@@ -283,7 +306,8 @@ def _play(
             _WORKER_ENVS.clear()
         return
     chunks = max(1, min(64, len(jobs) // (workers * 4)))
-    with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(agent_factory,)) as pool:
+    start = (agent_factory, user_factory)
+    with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=start) as pool:
         pending = [pool.submit(_play_chunk, jobs[i : i + chunks])
                    for i in range(0, len(jobs), chunks)]  # fmt: skip
         for future in as_completed(pending):

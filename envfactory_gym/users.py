@@ -776,3 +776,24 @@ def openai_chat(model: str, base_url: str | None = None, **options: Any) -> Open
     `LLMUser(openai_chat("Qwen/Qwen3-8B", "http://localhost:8000/v1"))`; options as `OpenAIChat`.
     """
     return OpenAIChat(model, base_url, **options)
+
+
+def llm_user_from_spec(spec: str) -> LLMUser:
+    """An `LLMUser` from a spec: `openai:MODEL@URL[?temperature=0.7&max_tokens=256&thinking=0]`
+    (what `envfactory eval --user` takes). `thinking=0|1` is sent as Qwen3's
+    `chat_template_kwargs`."""
+    if not spec.startswith("openai:") or "@" not in spec:
+        raise ValueError(f"user {spec!r}: expected scripted, or openai:MODEL@URL[?options]")
+    model, _, rest = spec.removeprefix("openai:").rpartition("@")
+    url, _, query = rest.partition("?")
+    options: dict[str, Any] = {}
+    for key, value in (part.split("=", 1) for part in query.split("&") if "=" in part):
+        if key in ("temperature", "timeout"):
+            options[key] = float(value)
+        elif key == "max_tokens":
+            options[key] = int(value)
+        elif key == "thinking":
+            options["extra_body"] = {"chat_template_kwargs": {"enable_thinking": value == "1"}}
+        else:
+            raise ValueError(f"user {spec!r}: unknown option {key!r}")
+    return LLMUser(openai_chat(model, url, **options))

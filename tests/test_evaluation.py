@@ -124,3 +124,36 @@ def test_a_killed_run_resumes_without_losing_or_redoing_episodes(tmp_path: Path)
     assert len(keys) == len(set(keys)) == 2 * 79
     assert journal.read_text().splitlines()[: len(before)] == before  # nothing rewritten
     assert json.loads((out / "report.json").read_text())["overall"]["pass^k"]["2"]["value"] == 1.0
+
+
+def test_an_llm_user_plays_the_user_side_of_every_episode(tmp_path: Path) -> None:
+    from envfactory_gym.users import LLMUser, llm_user_from_spec
+
+    user = llm_user_from_spec("openai:tiny@http://127.0.0.1:9/v1?temperature=0.5&thinking=0")
+    assert (user.chat.model, user.chat.temperature) == ("tiny", 0.5)
+    assert user.chat.extra_body == {"chat_template_kwargs": {"enable_thinking": False}}
+    with pytest.raises(ValueError, match="unknown option 'colour'"):
+        llm_user_from_spec("openai:tiny@http://127.0.0.1:9/v1?colour=red")
+    asked: list[str] = []
+
+    def chat(messages, seed) -> str:  # the content is canned; the episodes are real
+        asked.append(messages[-1]["content"])
+        return "###STOP###"
+
+    class AsksFirst(OracleAgent):
+        def act(self, messages, tools) -> str:
+            return (
+                "Could you confirm your name?"
+                if len(messages) == 2
+                else super().act(messages, tools)
+            )
+
+    def user() -> LLMUser:
+        return LLMUser(chat, model="canned", cache_dir="off")
+
+    report = run_evaluation(["envfactory/Airline-v0"], AsksFirst, tmp_path, split="test",
+                            progress=False, user_factory=user)  # fmt: skip
+    assert len(asked) == report["overall"]["episodes"] and set(asked) == {
+        "Could you confirm your name?"
+    }
+    assert report["overall"]["pass@1"] == 0.0  # the user hung up before the agent did anything

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,9 @@ def chat_template_kwargs(config: TrainConfig) -> dict[str, Any]:
 
 
 def make_runner(config: TrainConfig, tokenizer: Any) -> RolloutRunner:
-    """The rollout runner for this config's episode limits and reward settings."""
-    return RolloutRunner(
+    """The rollout runner for this config's episode limits and reward settings, its envs in this
+    process or (`env_workers: ray`) on Ray actors."""
+    runner = RolloutRunner(
         tokenizer,
         max_turns=config.max_turns,
         max_new_tokens=config.max_new_tokens,
@@ -48,6 +50,16 @@ def make_runner(config: TrainConfig, tokenizer: Any) -> RolloutRunner:
         reward_overrides=config.reward_overrides(),
         chat_template_kwargs=chat_template_kwargs(config),
     )
+    if config.env_workers == "ray":
+        from envfactory_gym.distributed import RayEnvSlots
+
+        runner.envs = RayEnvSlots(
+            runner.make_kwargs(),
+            config.ray_env_actors,
+            address=config.ray_address,
+            sharers=int(os.environ.get("WORLD_SIZE", "1")),  # each training process has its own
+        )
+    return runner
 
 
 def lora_config(config: TrainConfig, task_type: str = "CAUSAL_LM") -> Any:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 ALGOS = ("grpo", "rloo", "ppo", "sft")
+ENV_WORKERS = ("local", "ray")
 
 
 @dataclass
@@ -107,6 +108,27 @@ class TrainConfig:
         metadata={"help": "Sampling temperature of rollouts (log-probs use the same one)."},
     )
     top_p: float = field(default=1.0, metadata={"help": "Nucleus-sampling top_p of rollouts."})
+    env_workers: str = field(
+        default="local",
+        metadata={
+            "help": "Where rollout envs step: local (in each training process) or ray (on CPU "
+            "actors of a Ray cluster, a batch of actions per actor per turn; the `ray` extra)."
+        },
+    )
+    ray_address: str | None = field(
+        default=None,
+        metadata={
+            "help": "With env_workers ray: the cluster (auto, HOST:PORT or ray://HOST:PORT); "
+            "none: RAY_ADDRESS, else a cluster `ray start` runs here, else a new local one."
+        },
+    )
+    ray_env_actors: int = field(
+        default=0,
+        metadata={
+            "help": "With env_workers ray: env actors per training process, one CPU each "
+            "(0: the cluster's CPUs split evenly between the training processes)."
+        },
+    )
 
     # --- reward ----------------------------------------------------------------------------
     tau: float | None = field(
@@ -334,6 +356,10 @@ class TrainConfig:
             raise ValueError("num_generations and per_device_batch_size must be >= 1")
         if self.tau_final is not None and self.tau_schedule_steps <= 0:
             raise ValueError("tau_final needs tau_schedule_steps > 0")
+        if self.env_workers not in ENV_WORKERS:
+            raise ValueError(f"env_workers must be one of {ENV_WORKERS}, got {self.env_workers!r}")
+        if self.ray_env_actors < 0:
+            raise ValueError("ray_env_actors must be >= 0")
 
     def tau_at(self, step: int) -> float | None:
         """The trace weight at a training step (linear schedule); None: env default."""

@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 GenerateFn = Callable[[list[list[int]]], tuple[list[list[int]], list[list[float]] | None]]
 """Prompt token ids (one list per sequence) -> (new token ids, their sampling logprobs or None)."""
@@ -115,6 +115,77 @@ class Episode:
         }
 
 
+Transition = tuple[Any, float, bool, bool, dict[str, Any]]
+"""What `env.step` returns: (observation, reward, terminated, truncated, info)."""
+
+
+class EnvSlots(Protocol):
+    """Where a rollout's envs live: one env per episode of the current batch."""
+
+    def reset(self, requests: Sequence[tuple[str, str]], tau: float | None) -> list[dict]:
+        """Start one episode per `(env_id, task_id)` (with the trace weight `tau` when not
+        None); their reset infos, in order. Episode i of this batch is index i below."""
+        ...
+
+    def step(self, indices: Sequence[int], actions: Sequence[str]) -> list[Transition]:
+        """Step the episodes at `indices`, one action each; their transitions, in order."""
+        ...
+
+    def score(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        """The reward breakdown (`RewardBreakdown.model_dump()`) of each episode as it stands."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LocalEnvSlots:
+    """Envs in this process: the `slot`-th concurrent episode of an env id gets that env's
+    `slot`-th instance, created on first use and reused from batch to batch."""
+
+    def __init__(self, make_kwargs: dict[str, Any]) -> None:
+        self.make_kwargs = dict(make_kwargs)
+        self._pool: dict[str, list[Any]] = defaultdict(list)
+        self._batch: list[Any] = []
+
+    def env(self, env_id: str, slot: int = 0) -> Any:
+        """The `slot`-th pooled instance of `env_id` (created on first use)."""
+        import gymnasium as gym
+
+        import envfactory_gym  # noqa: F401  (registers the envs)
+
+        pool = self._pool[env_id]
+        while len(pool) <= slot:
+            kwargs = {k: dict(v) if isinstance(v, dict) else v for k, v in self.make_kwargs.items()}
+            pool.append(gym.make(env_id, **kwargs))
+        return pool[slot]
+
+    def reset(self, requests: Sequence[tuple[str, str]], tau: float | None) -> list[dict]:
+        slots: dict[str, int] = defaultdict(int)
+        self._batch, infos = [], []
+        for env_id, task_id in requests:
+            env = self.env(env_id, slots[env_id])
+            slots[env_id] += 1
+            if tau is not None:  # our step-based schedule replaces the env's episode-based one
+                env.unwrapped.reward_config.tau = tau
+                env.unwrapped.reward_config.tau_final = None
+            infos.append(env.reset(options={"task_id": task_id})[1])
+            self._batch.append(env)
+        return infos
+
+    def step(self, indices: Sequence[int], actions: Sequence[str]) -> list[Transition]:
+        return [self._batch[i].step(a) for i, a in zip(indices, actions, strict=True)]
+
+    def score(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        return [self._batch[i].unwrapped.score().model_dump() for i in indices]
+
+    def close(self) -> None:
+        for pool in self._pool.values():
+            for env in pool:
+                env.close()
+        self._pool.clear()
+        self._batch = []
+
+
 class RolloutRunner:
     """Runs batches of episodes on pooled env instances (one per concurrent episode)."""
 
@@ -127,32 +198,35 @@ class RolloutRunner:
         max_episode_tokens: int,
         reward_overrides: dict[str, Any] | None = None,
         chat_template_kwargs: dict[str, Any] | None = None,
+        env_slots: EnvSlots | None = None,
     ) -> None:
+        """`env_slots`: where the envs live and step (default: `LocalEnvSlots`, this process;
+        `envfactory_gym.distributed.RayEnvSlots` puts them on Ray actors)."""
         self.tokenizer = tokenizer
         self.formatter = ChatFormatter(tokenizer, chat_template_kwargs)
         self.max_turns = max_turns
         self.max_new_tokens = max_new_tokens
         self.max_episode_tokens = max_episode_tokens
         self.reward_overrides = dict(reward_overrides or {})
-        self._pool: dict[str, list[Any]] = defaultdict(list)
+        self.envs: EnvSlots = env_slots or LocalEnvSlots(self.make_kwargs())
+
+    def make_kwargs(self) -> dict[str, Any]:
+        """The `gym.make` keyword arguments of every rollout env (turn limit, reward settings)."""
+        return {
+            "max_turns": self.max_turns,
+            "reward_config": dict(self.reward_overrides),
+            "disable_env_checker": True,
+        }
 
     def env(self, env_id: str, slot: int = 0) -> Any:
-        """The `slot`-th pooled instance of `env_id` (created on first use)."""
-        import gymnasium as gym
+        """The `slot`-th pooled in-process instance of `env_id` (local env slots only)."""
+        if not isinstance(self.envs, LocalEnvSlots):
+            raise TypeError("the rollout envs live in Ray actors, not in this process")
+        return self.envs.env(env_id, slot)
 
-        import envfactory_gym  # noqa: F401  (registers the envs)
-
-        pool = self._pool[env_id]
-        while len(pool) <= slot:
-            pool.append(
-                gym.make(
-                    env_id,
-                    max_turns=self.max_turns,
-                    reward_config=dict(self.reward_overrides),
-                    disable_env_checker=True,
-                )
-            )
-        return pool[slot]
+    def close(self) -> None:
+        """Release the envs (and the Ray actors holding them, with `RayEnvSlots`)."""
+        self.envs.close()
 
     def run(
         self,
@@ -168,23 +242,17 @@ class RolloutRunner:
         with as many sequences as the busiest one (padding with a 1-token dummy), as vLLM
         server mode, ZeRO-3 and FSDP generation need.
         """
-        slots: dict[str, int] = defaultdict(int)
-        envs, episodes = [], []
-        for env_id, task_id in requests:
-            env = self.env(env_id, slots[env_id])
-            slots[env_id] += 1
-            if tau is not None:  # our step-based schedule replaces the env's episode-based one
-                env.unwrapped.reward_config.tau = tau
-                env.unwrapped.reward_config.tau_final = None
-            start = time.perf_counter()
-            _, info = env.reset(options={"task_id": task_id})
+        start = time.perf_counter()
+        infos = self.envs.reset(list(requests), tau)
+        share = (time.perf_counter() - start) / max(1, len(requests))
+        episodes = []
+        for (env_id, _), info in zip(requests, infos, strict=True):
             episode = Episode(
                 env_id=env_id,
                 task_id=info["task_id"],
                 prompt_ids=self.formatter.prompt_ids(info["messages"], info["tools"]),
             )
-            episode.env_time += time.perf_counter() - start
-            envs.append(env)
+            episode.env_time += share
             episodes.append(episode)
 
         while True:
@@ -200,15 +268,32 @@ class RolloutRunner:
             start = time.perf_counter()
             new_ids, new_logprobs = generate(inputs)
             share = (time.perf_counter() - start) / max(1, len(active))
+            texts = []
             for row, index in enumerate(active):
-                episode = episodes[index]
-                episode.gen_time += share
+                episodes[index].gen_time += share
                 logprobs = None if new_logprobs is None else list(new_logprobs[row])
-                self._step(episode, envs[index], list(new_ids[row]), logprobs)
+                texts.append(self._take_turn(episodes[index], list(new_ids[row]), logprobs))
+            start = time.perf_counter()
+            transitions = self.envs.step(active, texts)  # one batch: every active env answers
+            share = (time.perf_counter() - start) / max(1, len(active))
+            out_of_budget = []
+            for index, text, transition in zip(active, texts, transitions, strict=True):
+                episodes[index].env_time += share
+                if not self._answer(episodes[index], text, transition):
+                    out_of_budget.append(index)
+            if out_of_budget:  # no room for another turn: score those episodes as they are
+                start = time.perf_counter()
+                breakdowns = self.envs.score(out_of_budget)
+                share = (time.perf_counter() - start) / len(out_of_budget)
+                for index, breakdown in zip(out_of_budget, breakdowns, strict=True):
+                    episode = episodes[index]
+                    episode.env_time += share
+                    self._finish(episode, breakdown["total"], breakdown, breakdown["success"])
+                    episode.truncated = episode.out_of_budget = True
         return episodes
 
-    def _step(self, ep: Episode, env: Any, ids: list[int], logprobs: list[float] | None) -> None:
-        """Append one sampled turn, let the env answer, append its reply (masked out)."""
+    def _take_turn(self, ep: Episode, ids: list[int], logprobs: list[float] | None) -> str:
+        """Append one sampled turn (closed by eos); its text, for the env."""
         stop = self.formatter.stop_ids
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
         if ep.logprobs is None and logprobs is not None and not ep.completion_ids:
@@ -217,10 +302,12 @@ class RolloutRunner:
         ep.generated_tokens += len(ids)
         if not ids or ids[-1] not in stop:  # cut at max_new_tokens: close the turn ourselves
             self._append(ep, [self.formatter.eos_id], 0)
+        return text
 
-        start = time.perf_counter()
-        _, reward, terminated, truncated, info = env.step(text)
-        ep.env_time += time.perf_counter() - start
+    def _answer(self, ep: Episode, text: str, transition: Transition) -> bool:
+        """Record the env's answer to `text` and append its reply (masked out). False when the
+        episode goes on but has no room for another turn (the caller scores it as it is)."""
+        _, reward, terminated, truncated, info = transition
         ep.turns += 1
         ep.actions.append(text)
         new_messages = info["new_messages"][1:]  # after the assistant's own message
@@ -229,17 +316,13 @@ class RolloutRunner:
         if terminated or truncated:
             self._finish(ep, reward, info["reward_breakdown"], info["success"])
             ep.terminated, ep.truncated = terminated, truncated
-            return
+            return True
         suffix = self.formatter.suffix_ids(new_messages)
         used = len(ep.completion_ids) + len(suffix) + self.max_new_tokens
-        if used > self.max_episode_tokens:  # no room for another turn: score the episode as is
-            start = time.perf_counter()
-            breakdown = env.unwrapped.score()
-            ep.env_time += time.perf_counter() - start
-            self._finish(ep, breakdown.total, breakdown.model_dump(), breakdown.success)
-            ep.truncated = ep.out_of_budget = True
-            return
+        if used > self.max_episode_tokens:
+            return False
         self._append(ep, suffix, 0)
+        return True
 
     @staticmethod
     def _append(
