@@ -153,7 +153,7 @@ def evaluate(
     tasks = env.unwrapped.package.tasks_for(split)
     start = time.perf_counter()
     per_task = [
-        run_episode(env, agent, task.id, seed)
+        run_episode(env, agent, task.id, episode_seed(seed, env_id, task.id, 0))
         for task in tqdm(tasks, desc=f"{agent_name} on {env_id}", disable=not progress)
     ]
     env.close()
