@@ -9,6 +9,7 @@ refusal (a change a policy rule forbids: the ground truth is the reads that esta
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 from collections.abc import Callable, Iterator
@@ -37,6 +38,8 @@ from envfactory_gym.replay import replay
 from envfactory_gym.reward import number_value
 from envfactory_gym.tasks import Task, ToolCall
 
+REFUSAL_LOOKAHEAD = 400
+"""Drafts read ahead per refusal intent, so that rules few rows break are found early."""
 KIND_SHARES = {"read": 0.35, "write": 0.3, "multi_write": 0.15, "refusal": 0.2}
 
 
@@ -655,6 +658,9 @@ class Synthesizer:
             streams[intent.id] = self.drafts(intent, "refusal" if kind == "refusal" else base, rng)
         counters: dict[str, int] = {}
         partners: dict[Any, list[Draft]] = {}
+        if kind == "refusal":
+            yield from self._by_rule(streams, counters)
+            return
         while streams:
             for intent_id in list(streams):
                 draft = next(streams[intent_id], None)
@@ -677,6 +683,29 @@ class Synthesizer:
                     continue
                 waiting.remove(other)
                 yield [other, draft], f"{self.spec.name}-{other.intent.id}+{intent_id}-{number:03d}"
+
+    def _by_rule(
+        self, streams: dict[str, Iterator[Draft]], counters: dict[str, int]
+    ) -> Iterator[tuple[list[Draft], str]]:
+        """Refusal candidates balanced over the policy's rules: the drafts of every intent (up
+        to `REFUSAL_LOOKAHEAD` each, drafting is cheap) sorted by the rule they break, then
+        offered one per rule in rounds, so a rule that few rows break still gets its refusal
+        task before a common rule gets its second."""
+        buffers: dict[str, list[Draft]] = {}
+        for stream in streams.values():
+            for draft in itertools.islice(stream, REFUSAL_LOOKAHEAD):
+                if draft.rule is not None:
+                    buffers.setdefault(draft.rule.id, []).append(draft)
+        for drafts in buffers.values():
+            drafts.reverse()  # pop() from the end takes them in stream order
+        while any(buffers.values()):
+            for rule_id, drafts in buffers.items():
+                if not drafts:
+                    continue
+                draft = drafts.pop()
+                intent_id = draft.intent.id
+                number = counters[intent_id] = counters.get(intent_id, 0) + 1
+                yield [draft], f"{self.spec.name}-{intent_id}-{rule_id}-{number:03d}"
 
 
 def _among(distractors: list[str], results: list[Any]) -> bool:

@@ -342,3 +342,20 @@ def test_a_review_belongs_to_its_reviewer_not_the_papers_author(tmp_path: Path) 
         assert task.user_facts == {"email": reviewer["email"], "name": reviewer["name"]}
         lookup = next(c for c in task.calls if c.name == "find_person")
         assert lookup.arguments == {"email": reviewer["email"]}
+
+
+def test_refusal_candidates_take_every_rule_before_any_rule_twice() -> None:
+    """A rule that few rows break still gets its refusal task: candidates come one per rule in
+    rounds, so with 12 refusals in a 60-task set most rules are tested (library: 10 of 11)."""
+    from pathlib import Path
+
+    from envfactory_gym.generators.spec import load_spec
+    from envfactory_gym.generators.synth import Synthesizer
+    from envfactory_gym.package import EnvPackage
+
+    folder = Path(__file__).resolve().parent.parent / "envs" / "library"
+    synthesizer = Synthesizer(load_spec(folder / "spec.yaml"), EnvPackage(folder), seed=0)
+    rules = [drafts[0].rule.id for drafts, _ in synthesizer._candidates("refusal")]
+    breakable = len(set(rules))
+    assert breakable >= 8
+    assert len(set(rules[:breakable])) == breakable  # the first round names every rule once
