@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from envfactory_gym.database import user_tables
@@ -52,7 +52,12 @@ def find_distractors(
         if mentions(said, text):
             continue
         kept.add(text)
-    return sorted(kept, key=lambda t: (number_value(t) is None, number_value(t) or 0.0, t))
+    return sorted_distractors(kept)
+
+
+def sorted_distractors(values: Iterable[str]) -> list[str]:
+    """Distractors in their stored order: numbers by value first, then words."""
+    return sorted(values, key=lambda t: (number_value(t) is None, number_value(t) or 0.0, t))
 
 
 def leaves(value: Any, field: str | None = None) -> Iterator[tuple[str | None, Any]]:

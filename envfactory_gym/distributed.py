@@ -143,30 +143,21 @@ def _kill(actors: Sequence[Any]) -> None:
 
 # ----- evaluation -------------------------------------------------------------------------------
 class EvalWorker:
-    """A Ray actor's state: the agent (built once) and one env per env id; plays job chunks."""
+    """A Ray actor: one evaluation worker (`evaluation.start_worker`: the agent built once, one
+    env per env id) that plays job chunks with `evaluation.play_chunk`, as a local worker does."""
 
     def __init__(
         self, agent_factory: Callable[[], Any], user_factory: Callable[[], Any] | None = None
     ) -> None:
-        import envfactory_gym  # noqa: F401 - registers the envs in the worker
+        from envfactory_gym.evaluation import start_worker
 
-        self.agent = agent_factory()
-        self.user_factory = user_factory
-        self.envs: dict[str, Any] = {}
+        start_worker(agent_factory, user_factory)
 
     def play(self, jobs: list[Job]) -> list[dict[str, Any]]:
         """Each job's episode record, in order."""
-        import gymnasium as gym
+        from envfactory_gym.evaluation import play_chunk
 
-        from envfactory_gym.evaluation import run_episode
-
-        records = []
-        for env_id, task_id, trial, seed in jobs:
-            if env_id not in self.envs:
-                user = {"user": self.user_factory()} if self.user_factory else {}
-                self.envs[env_id] = gym.make(env_id, **user)
-            records.append(run_episode(self.envs[env_id], self.agent, task_id, seed, trial))
-        return records
+        return play_chunk(jobs)
 
 
 def _affine_queues(jobs: list[Job], count: int, size: int) -> list[deque[list[Job]]]:

@@ -263,7 +263,8 @@ _WORKER_USER: Callable[[], Any] | None = None
 _WORKER_ENVS: dict[str, gym.Env] = {}
 
 
-def _play_one(job: tuple[str, str, int, int]) -> dict[str, Any]:
+def play_one(job: tuple[str, str, int, int]) -> dict[str, Any]:
+    """One job's episode record, on this worker's env for the job's env id (made on first use)."""
     env_id, task_id, trial, seed = job
     if env_id not in _WORKER_ENVS:
         user = {"user": _WORKER_USER()} if _WORKER_USER else {}
@@ -272,9 +273,11 @@ def _play_one(job: tuple[str, str, int, int]) -> dict[str, Any]:
     return run_episode(_WORKER_ENVS[env_id], _WORKER_AGENT, task_id, seed, trial)
 
 
-def _start_worker(
+def start_worker(
     agent_factory: AgentFactory, user_factory: Callable[[], Any] | None = None
 ) -> None:
+    """Make this process an evaluation worker: the agent built once, envs made with the user
+    `user_factory` builds (scripted when None)."""
     global _WORKER_AGENT, _WORKER_USER
     import envfactory_gym  # noqa: F401 - registers the envs in a spawned worker
 
@@ -297,9 +300,9 @@ def _play(
         yield from play_on_ray(jobs, agent_factory, workers, ray, user_factory=user_factory)
         return
     if workers <= 1 or len(jobs) <= 1:
-        _start_worker(agent_factory, user_factory)
+        start_worker(agent_factory, user_factory)
         try:
-            yield from (_play_one(job) for job in jobs)
+            yield from (play_one(job) for job in jobs)
         finally:
             for env in _WORKER_ENVS.values():
                 env.close()
@@ -307,15 +310,17 @@ def _play(
         return
     chunks = max(1, min(64, len(jobs) // (workers * 4)))
     start = (agent_factory, user_factory)
-    with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=start) as pool:
-        pending = [pool.submit(_play_chunk, jobs[i : i + chunks])
+    with ProcessPoolExecutor(workers, initializer=start_worker, initargs=start) as pool:
+        pending = [pool.submit(play_chunk, jobs[i : i + chunks])
                    for i in range(0, len(jobs), chunks)]  # fmt: skip
         for future in as_completed(pending):
             yield from future.result()
 
 
-def _play_chunk(jobs: list[tuple[str, str, int, int]]) -> list[dict[str, Any]]:
-    return [_play_one(job) for job in jobs]
+def play_chunk(jobs: list[tuple[str, str, int, int]]) -> list[dict[str, Any]]:
+    """The records of a chunk of jobs, played in order by this process's worker (`start_worker`
+    ran first): what a local worker process and a Ray actor both do."""
+    return [play_one(job) for job in jobs]
 
 
 # ----- the report -------------------------------------------------------------------------------

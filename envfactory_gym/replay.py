@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from envfactory_gym.database import Database, Diff
-from envfactory_gym.distractors import find_distractors
+from envfactory_gym.distractors import find_distractors, sorted_distractors
 from envfactory_gym.package import EnvPackage
-from envfactory_gym.reward import number_value
 from envfactory_gym.tasks import Task, ToolCall
 
 
@@ -62,9 +61,7 @@ def task_from_calls(
     return Task(
         calls=calls,
         outputs=required,
-        distractors=sorted(
-            found, key=lambda t: (number_value(t) is None, number_value(t) or 0.0, t)
-        ),
+        distractors=sorted_distractors(found),
         expected_diff=result.diff,
         allowed_writes=result.written,
         **fields,
