@@ -38,7 +38,7 @@ class ParsedCall:
     raw: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class ParsedAction:
     """What the agent did in one turn: tool calls (maybe malformed) and/or text for the user."""
 
@@ -66,10 +66,11 @@ def parse_action(text: str, max_calls: int = 16) -> ParsedAction:
             outside.append(text[position:])
             break
         outside.append(text[position : tag.start()])
-        if tag.group() == THINK_OPEN:
+        found = tag.group()
+        if found == THINK_OPEN:
             end = text.find(THINK_CLOSE, tag.end())
             position = len(text) if end < 0 else end + len(THINK_CLOSE)
-        elif tag.group() == THINK_CLOSE:  # the end of a reasoning prefix: drop all before it
+        elif found == THINK_CLOSE:  # the end of a reasoning prefix: drop all before it
             outside, calls, skipped = [], [], 0
             position = tag.end()
         elif len(calls) < max_calls:
@@ -120,9 +121,18 @@ def _reject_constant(name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # made once: NaN, Infinity refused
+_SCAN = _DECODER.scan_once
 
 
 def _loads(raw: str) -> Any:
+    """`json.loads` for a stripped text: the C scanner first (most calls are valid JSON, and the
+    wrapper costs as much as the parse), the full decoder for the error message otherwise."""
+    try:
+        value, end = _SCAN(raw, 0)
+    except (StopIteration, ValueError):
+        end = -1
+    if end == len(raw):
+        return value
     return _DECODER.decode(raw)
 
 

@@ -157,9 +157,11 @@ def bench_vector(
     episodes: int = 200,
     rounds: int = 3,
     num_workers: int = 0,
+    step_here: bool = True,
 ) -> dict[str, Any]:
     """Scripted episodes per second through `gym.make_vec` against one plain env, same work.
-    `mode` is sync, async or pool (our `EnvPool`, with `num_workers` worker processes)."""
+    `mode` is sync, async or pool (our `EnvPool`, with `num_workers` worker processes and, with
+    `step_here`, this process stepping a share too)."""
     package = load_package(package_name(env_id))
     task, episode, _ = workload(package)
     options = {"task_id": task.id}
@@ -177,6 +179,7 @@ def bench_vector(
     def vector() -> float:
         if mode == "pool":
             envs = gym.make_vec(env_id, num_envs=num_envs, num_workers=num_workers,
+                                step_here=step_here,
                                 vectorization_mode="vector_entry_point")  # fmt: skip
         else:
             envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode)
@@ -198,6 +201,7 @@ def bench_vector(
         "mode": mode,
         "num_envs": num_envs,
         "num_workers": num_workers if mode == "pool" else None,
+        "step_here": step_here if mode == "pool" else None,
         "single_episodes_per_s": round(one, 1),
         "vector_episodes_per_s": round(many, 1),
         "speedup": round(many / one, 2),

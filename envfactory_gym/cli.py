@@ -259,14 +259,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.vector:
         result = bench_vector(
             args.env, args.vector, args.num_envs, episodes=args.episodes,
-            num_workers=args.num_workers,
+            num_workers=args.num_workers, step_here=not args.no_step_here,
         )  # fmt: skip
         if args.json:
             print(json.dumps(result, indent=2))
         else:
+            where = ""
+            if args.vector == "pool":
+                here = " + this process" if result["step_here"] else ""
+                where = f", {args.num_workers} workers{here}"
             print(
-                f"{result['env']} {result['mode']} x{result['num_envs']}"
-                f"{f', {args.num_workers} workers' if args.vector == 'pool' else ''}: "
+                f"{result['env']} {result['mode']} x{result['num_envs']}{where}: "
                 f"{result['vector_episodes_per_s']:,.0f} episodes/s vs "
                 f"{result['single_episodes_per_s']:,.0f} for one env ({result['speedup']}x)"
             )
@@ -601,8 +604,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--num-workers",
         type=int,
-        default=2,
-        help="with --vector pool: worker processes (default: 2)",
+        default=1,
+        help="with --vector pool: worker processes besides this one, which steps a share too "
+        "(default: 1, two processes in all)",
+    )
+    p.add_argument(
+        "--no-step-here",
+        action="store_true",
+        help="with --vector pool: only the workers step envs; this process waits",
     )
     p.add_argument("--repeats", type=int, default=2000)
     p.add_argument("--episodes", type=int, default=300)

@@ -107,6 +107,7 @@ class MemberTool(Tool):
         self.kind = inner.kind
         self.description = f"{service}: {inner.description}"
         self.arguments_model = inner.arguments_model
+        self._validator, self._nested = inner._validator, inner._nested
         self.parameters = inner.parameters
 
     def __call__(self, db: Any, **arguments: Any) -> Any:

@@ -18,6 +18,9 @@ from typing import Any
 from envfactory_gym.tools import ToolError
 
 CHANGE_LOG = "_changes"
+_SCAN_JSON = json.JSONDecoder().scan_once
+_SORTED_JSON = json.JSONEncoder(sort_keys=True).encode
+"""`json.dumps(value, sort_keys=True)` without building an encoder on every call."""
 
 Diff = dict[str, dict[str, list[dict[str, Any]]]]
 
@@ -275,18 +278,28 @@ def table_digest(conn: sqlite3.Connection, table: str) -> str:
     return hashlib.sha256(b"".join(row_hashes)).hexdigest()
 
 
+def log_json(text: str) -> Any:
+    """A value the change-log triggers wrote as JSON (SQLite's compact, complete text), parsed
+    by the C scanner directly: for short rows `json.loads`' own wrapper costs more than the
+    parse."""
+    value, end = _SCAN_JSON(text, 0)
+    if end != len(text):
+        raise ValueError(f"trailing text after the JSON value at {end}: {text[end:][:40]!r}")
+    return value
+
+
 def diff_from_changes(changes: Sequence[tuple[str, str, str | None, str | None]]) -> Diff:
     diff: Diff = {}
     for table, key, before, after in changes:
         entry = diff.setdefault(table, {"added": [], "removed": [], "changed": []})
         if before is None and after is not None:
-            entry["added"].append(json.loads(after))
+            entry["added"].append(log_json(after))
         elif after is None and before is not None:
-            entry["removed"].append(json.loads(before))
+            entry["removed"].append(log_json(before))
         elif before is not None and after is not None:
-            old, new = json.loads(before), json.loads(after)
+            old, new = log_json(before), log_json(after)
             fields = {k: [old.get(k), v] for k, v in new.items() if old.get(k) != v}
-            entry["changed"].append({"key": json.loads(key), "fields": fields})
+            entry["changed"].append({"key": log_json(key), "fields": fields})
     return diff
 
 
@@ -295,7 +308,7 @@ def canonical_diff(diff: Diff) -> tuple[tuple[str, str, str], ...]:
     whatever their order, compare equal (and repeated identical rows still count)."""
     return tuple(
         sorted(
-            (table, kind, json.dumps(item, sort_keys=True))
+            (table, kind, _SORTED_JSON(item))
             for table, entry in diff.items()
             for kind, items in entry.items()
             for item in items

@@ -6,6 +6,7 @@ import difflib
 import json
 import pickle
 import sqlite3
+import weakref
 from typing import Any
 
 import gymnasium as gym
@@ -253,6 +254,8 @@ class ToolUseEnv(gym.Env[str, str]):
                 {"role": "tool", "tool_call_id": record["id"],
                  "name": record["function"]["name"], "content": content}
             )  # fmt: skip
+        if len(results) == 1:
+            return f"<tool_response>\n{results[0]}\n</tool_response>"
         return "\n".join(f"<tool_response>\n{r}\n</tool_response>" for r in results)
 
     def _run_call(self, call: ParsedCall) -> tuple[str, bool]:
@@ -369,7 +372,18 @@ def _to_text(result: Any) -> str:
     return result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
 
 
+_SYSTEM_PROMPTS: weakref.WeakKeyDictionary[EnvPackage, str] = weakref.WeakKeyDictionary()
+
+
 def _system_prompt(package: EnvPackage) -> str:
+    """The package's system prompt, one string shared by its envs (so pickling many envs' resets
+    in one message writes it once)."""
+    if package not in _SYSTEM_PROMPTS:
+        _SYSTEM_PROMPTS[package] = _build_system_prompt(package)
+    return _SYSTEM_PROMPTS[package]
+
+
+def _build_system_prompt(package: EnvPackage) -> str:
     config = package.config
     return (
         f"You are a customer service agent for {config.description}\n"

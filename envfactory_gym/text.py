@@ -7,6 +7,8 @@ from typing import Any
 
 def valid_text(text: str) -> str:
     """`text` with lone surrogates replaced by U+FFFD, so it always encodes as UTF-8."""
+    if text.isascii():  # the usual case, checked without encoding
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -12,7 +12,7 @@ import inspect
 import operator
 import re
 from collections.abc import Callable
-from typing import Any, Literal, get_origin, get_type_hints
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
@@ -39,6 +39,8 @@ class Tool:
         summary, arg_docs = parse_docstring(fn.__doc__ or "")
         self.description = summary
         self.arguments_model = _arguments_model(fn, arg_docs)
+        self._validator = self.arguments_model.__pydantic_validator__
+        self._nested = _has_models(self.arguments_model)
         self.parameters = _inline_refs(self.arguments_model.model_json_schema())
         self.parameters.pop("title", None)
         for prop in self.parameters.get("properties", {}).values():
@@ -63,10 +65,12 @@ class Tool:
                 f"arguments for {self.name} must be a JSON object, got {type(arguments).__name__}"
             )
         try:
-            model = self.arguments_model.model_validate(arguments)
+            values = self._validator.validate_python(arguments).__dict__
         except ValidationError as exc:
             raise ArgumentError(_describe_validation_error(self.name, exc)) from None
-        return {name: _plain(getattr(model, name)) for name in type(model).model_fields}
+        if self._nested:
+            return {name: _plain(value) for name, value in values.items()}
+        return dict(values)
 
     def __call__(self, db: Any, **arguments: Any) -> Any:
         return self.fn(db, **arguments)
@@ -157,6 +161,17 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
         return node
 
     return resolve(schema)
+
+
+def _has_models(model: type[BaseModel]) -> bool:
+    """Whether any argument's type holds a pydantic model (validated values then need dumping)."""
+
+    def holds(annotation: Any) -> bool:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return True
+        return any(holds(arg) for arg in get_args(annotation))
+
+    return any(holds(field.annotation) for field in model.model_fields.values())
 
 
 def _plain(value: Any) -> Any:

@@ -2,13 +2,20 @@
 
 Gymnasium's `AsyncVectorEnv` gives every env a process and a message per step. An env step here
 costs tens of microseconds, less than the message, so that only slows things down. `EnvPool`
-gives each worker a share of the envs and sends one message per worker per step with all of
-its actions.
+gives each process a share of the envs and sends one message per worker per step with all of
+its actions:
 
     envs = gym.make_vec("envfactory/Airline-v0", num_envs=16,
-                        vectorization_mode="vector_entry_point", num_workers=2)
+                        vectorization_mode="vector_entry_point", num_workers=1)
 
-`num_workers=0` (the default) steps every env in this process, without Gymnasium's wrappers.
+- `num_workers=0` (the default) steps every env in this process, without Gymnasium's wrappers.
+- `num_workers=K` starts K worker processes. This process steps a share too while they work
+  (`step_here=True`, the default), so on 2 cores `num_workers=1` uses both.
+- When the processes stepping envs fit on the machine's cores, each waits for the next message
+  by polling for up to `SPIN_SECONDS` before it sleeps: a sleeping process wakes tens of
+  microseconds late and with cold caches, more than a whole env step. With more processes than
+  cores, nobody polls.
+
 Autoreset follows Gymnasium's next-step mode: the step after an env's episode ends resets it
 (with the env's default task choice) and ignores its action; `reset(options=...)` resets every
 env and clears those flags.
@@ -17,7 +24,10 @@ env and clears those flags.
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
+import os
+import time
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -28,6 +38,25 @@ from gymnasium.vector.utils import batch_space
 from envfactory_gym.env import ToolUseEnv
 
 Transition = tuple[str, float, bool, bool, dict[str, Any]]
+SPIN_SECONDS = 0.002
+"""How long a pool process polls for its next message before it sleeps in `recv`."""
+
+
+def receive(pipe: Connection, spin: bool) -> Any:
+    """The next message on `pipe`: polled for up to `SPIN_SECONDS` first when `spin` is on."""
+    if spin:
+        deadline = time.perf_counter() + SPIN_SECONDS
+        while not pipe.poll() and time.perf_counter() < deadline:
+            pass
+    return pipe.recv()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 class _Share:
@@ -43,6 +72,10 @@ class _Share:
         return [env.reset(seed=seed, options=options) for env, seed in pairs]
 
     def step(self, actions: list[str]) -> list[Transition]:
+        if not any(self.pending_reset):  # the usual step: no env waits for its autoreset
+            results = [env.step(action) for env, action in zip(self.envs, actions, strict=True)]
+            self.pending_reset = [result[2] or result[3] for result in results]
+            return results
         results = []
         for index, (env, action) in enumerate(zip(self.envs, actions, strict=True)):
             if self.pending_reset[index]:
@@ -60,11 +93,14 @@ class _Share:
             env.close()
 
 
-def _work(pipe: Connection, count: int, env_kwargs: dict[str, Any]) -> None:
+def _work(pipe: Connection, count: int, env_kwargs: dict[str, Any], spin: bool) -> None:
     share = _Share(count, env_kwargs)
+    # What the worker inherited and its envs' fixed parts live as long as it does: frozen, the
+    # collector neither scans them nor, by touching them, copies the parent's pages after fork.
+    gc.freeze()
     try:
         while True:
-            command, data = pipe.recv()
+            command, data = receive(pipe, spin)
             if command == "close":
                 break
             try:
@@ -76,12 +112,52 @@ def _work(pipe: Connection, count: int, env_kwargs: dict[str, Any]) -> None:
         pipe.close()
 
 
+def merge_infos(infos: list[dict[str, Any]]) -> dict[str, Any]:
+    """The envs' infos in Gymnasium's vector form, as `VectorEnv._add_info` would build them one
+    env at a time (per key an array over the envs, and a `_key` mask of the envs that have it),
+    but with each array made once: per env and key, `_add_info` allocates arrays it throws away,
+    which costs more than stepping an env."""
+    num_envs = len(infos)
+    grouped: dict[str, list[tuple[int, Any]]] = {}
+    for index, info in enumerate(infos):
+        for key, value in info.items():
+            grouped.setdefault(key, []).append((index, value))
+    merged: dict[str, Any] = {}
+    for key, pairs in grouped.items():
+        first = pairs[0][1]
+        if key != "final_obs" and isinstance(first, dict):
+            nested: list[dict[str, Any]] = [{} for _ in range(num_envs)]
+            for index, value in pairs:
+                nested[index] = value
+            array: Any = merge_infos(nested)
+        else:
+            if key == "final_obs":
+                array = np.empty(num_envs, dtype=object)
+            elif type(first) in (int, float, bool) or isinstance(first, np.number):
+                array = np.zeros(num_envs, dtype=type(first))
+            elif isinstance(first, np.ndarray):
+                array = np.zeros((num_envs, *first.shape), dtype=first.dtype)
+            else:
+                array = np.empty(num_envs, dtype=object)  # every item None
+            for index, value in pairs:
+                array[index] = value
+        if len(pairs) == num_envs:
+            mask = np.ones(num_envs, dtype=np.bool_)
+        else:
+            mask = np.zeros(num_envs, dtype=np.bool_)
+            mask[[index for index, _ in pairs]] = True
+        merged[key], merged[f"_{key}"] = array, mask
+    return merged
+
+
 class EnvPool(VectorEnv):
     """`num_envs` envs of one package stepped in batches; see the module doc."""
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP}
 
-    def __init__(self, num_envs: int, num_workers: int = 0, **env_kwargs: Any) -> None:
+    def __init__(
+        self, num_envs: int, num_workers: int = 0, step_here: bool = True, **env_kwargs: Any
+    ) -> None:
         if num_envs < 1 or num_workers < 0:
             raise ValueError("num_envs must be >= 1 and num_workers >= 0")
         env_kwargs.pop("max_episode_steps", None)  # make_vec passes the spec's, which we ignore
@@ -95,35 +171,42 @@ class EnvPool(VectorEnv):
         self.metadata = {**probe.metadata, "autoreset_mode": AutoresetMode.NEXT_STEP}
         self.render_mode = None
         probe.close()
-        sizes = np.array_split(np.arange(num_envs), max(1, self.num_workers))
-        self._sizes = [len(part) for part in sizes]
-        self._local: _Share | None = None
+        if self.num_workers == num_envs:
+            step_here = False  # one env per worker: nothing is left to step here
+        here = step_here or self.num_workers == 0
+        parts = np.array_split(np.arange(num_envs), self.num_workers + here)
+        self._local_size = len(parts[0]) if here else 0
+        self._sizes = [len(part) for part in parts[1 if here else 0 :]]
         self._pipes: list[Connection] = []
         self._workers: list[Any] = []
-        if self.num_workers == 0:
-            self._local = _Share(num_envs, env_kwargs)
-            return
+        self.spin = self.num_workers + 1 <= usable_cores()
+        """Whether the pool's processes poll for messages (they fit on the cores)."""
         context = multiprocessing.get_context()
         for size in self._sizes:
             parent, child = context.Pipe()
-            worker = context.Process(target=_work, args=(child, size, env_kwargs), daemon=True)
+            worker = context.Process(
+                target=_work, args=(child, size, env_kwargs, self.spin), daemon=True
+            )
             worker.start()
             child.close()
             self._pipes.append(parent)
             self._workers.append(worker)
+        # made after the fork, so no worker starts with a copy of these databases
+        self._local = _Share(self._local_size, env_kwargs) if here else None
 
     # ----- the batch protocol ---------------------------------------------------------------
     def _call(self, command: str, per_env: list[Any], *extra: Any) -> list[Any]:
-        """Run `command` on every share with its slice of `per_env`; results in env order."""
-        if self._local is not None:
-            return getattr(self._local, command)(per_env, *extra)
-        start = 0
+        """Run `command` on every share with its slice of `per_env`; results in env order. The
+        workers get theirs first, so they work while this process runs its own share."""
+        start = self._local_size
         for pipe, size in zip(self._pipes, self._sizes, strict=True):
             pipe.send((command, (per_env[start : start + size], *extra)))
             start += size
         results: list[Any] = []
+        if self._local is not None:
+            results = getattr(self._local, command)(per_env[: self._local_size], *extra)
         for pipe in self._pipes:
-            ok, payload = pipe.recv()
+            ok, payload = receive(pipe, self.spin)
             if not ok:
                 raise payload
             results.extend(payload)
@@ -137,10 +220,7 @@ class EnvPool(VectorEnv):
         else:
             seeds = list(seed)
         results = self._call("reset", seeds, options)
-        infos: dict[str, Any] = {}
-        for index, (_, info) in enumerate(results):
-            infos = self._add_info(infos, info, index)
-        return tuple(obs for obs, _ in results), infos
+        return tuple(obs for obs, _ in results), merge_infos([info for _, info in results])
 
     def step(
         self, actions: Any
@@ -149,9 +229,7 @@ class EnvPool(VectorEnv):
         if len(actions) != self.num_envs:
             raise ValueError(f"expected {self.num_envs} actions, got {len(actions)}")
         results = self._call("step", actions)
-        infos: dict[str, Any] = {}
-        for index, result in enumerate(results):
-            infos = self._add_info(infos, result[4], index)
+        infos = merge_infos([result[4] for result in results])
         return (
             tuple(r[0] for r in results),
             np.array([r[1] for r in results], dtype=np.float64),

@@ -6,7 +6,7 @@ import gymnasium as gym
 import pytest
 
 from envfactory_gym.actions import format_tool_call
-from envfactory_gym.database import Database, build_template, diff_digest
+from envfactory_gym.database import Database, build_template, diff_digest, log_json
 from tests.conftest import ENV_ID
 
 
@@ -114,6 +114,12 @@ def test_call_savepoint_undoes_writes_on_error():
         db.execute("INSERT INTO t VALUES (1)")
         db.execute("INSERT INTO t VALUES (-1)")
     assert db.value("SELECT count(*) FROM t") == 0 and db.changes() == []
+
+
+def test_change_log_json_is_read_whole():
+    assert log_json('{"a":[1,2.5,"x"],"b":null}') == {"a": [1, 2.5, "x"], "b": None}
+    with pytest.raises(ValueError, match="trailing text"):
+        log_json('{"a":1} {"b":2}')
 
 
 def test_diff_digest_ignores_order():

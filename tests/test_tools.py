@@ -39,6 +39,23 @@ def test_schemas_come_from_signature_and_docstring(package):
     )
 
 
+def test_validated_arguments_are_plain_json_with_defaults_filled(package):
+    """What a tool receives and the reward compares: plain dicts and lists (nested models
+    dumped), every parameter present, strict types."""
+    book = package.tools["update_reservation_flights"]
+    arguments = {"reservation_id": "ABC123", "cabin": "economy", "payment_id": "gift_card_1",
+                 "flights": [{"flight_number": "EF101", "date": "2024-05-20"}]}  # fmt: skip
+    validated = book.validate(arguments)
+    assert validated == arguments and type(validated["flights"][0]) is dict
+    assert validated is not arguments
+    assert package.tools["get_user_details"].validate({"user_id": "u"}) == {"user_id": "u"}
+    with pytest.raises(ArgumentError, match="total_baggages"):
+        package.tools["update_reservation_baggages"].validate(
+            {"reservation_id": "A", "total_baggages": True, "nonfree_baggages": 0,
+             "payment_id": "p"}
+        )  # fmt: skip
+
+
 def test_docstring_parser_handles_multiline_args():
     summary, args = parse_docstring(
         """Do a thing.

@@ -7,7 +7,7 @@ import pytest
 
 import envfactory_gym
 from envfactory_gym.actions import format_tool_call
-from envfactory_gym.vector import EnvPool
+from envfactory_gym.vector import EnvPool, merge_infos
 from tests.conftest import ENV_ID
 
 
@@ -18,10 +18,10 @@ def script(task_id):
     ]
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_pool_plays_every_episode_like_a_plain_env(workers):
+@pytest.mark.parametrize("workers,step_here", [(0, True), (1, True), (2, False)])
+def test_pool_plays_every_episode_like_a_plain_env(workers, step_here):
     envs = gym.make_vec(ENV_ID, num_envs=3, vectorization_mode="vector_entry_point",
-                        num_workers=workers)  # fmt: skip
+                        num_workers=workers, step_here=step_here)  # fmt: skip
     assert isinstance(envs, EnvPool) and envs.metadata["autoreset_mode"].name == "NEXT_STEP"
     single = gym.make(ENV_ID)
     for task_id in ("airline-add_bags-00", "airline-cancel-01", "airline-book-02"):
@@ -72,4 +72,35 @@ def test_default_make_vec_is_the_in_process_pool():
     obs, _ = envs.reset(seed=0)
     _, rewards, *_ = envs.step(["Bye."] * 2)
     assert len(obs) == 2 and np.all(rewards >= 0)
+    envs.close()
+
+
+def test_merged_infos_are_what_gymnasium_builds_one_env_at_a_time():
+    """`merge_infos` builds the arrays once; the result must equal `VectorEnv._add_info`'s,
+    masks, dtypes and nested dicts included, also when some envs lack a key."""
+    envs = EnvPool(3, package="airline")
+    _, first = envs._local.envs[0].reset(seed=1)
+    infos = [
+        first,
+        {"turn": 2, "task_id": "b", "reward_breakdown": {"total": 1.0, "violations": []}},
+        {"turn": 3, "success": True, "final_obs": "done", "scores": np.arange(2.0)},
+    ]
+    expected: dict = {}
+    for index, info in enumerate(infos):
+        expected = envs._add_info(expected, info, index)
+    merged = merge_infos(infos)
+
+    def same(a, b):
+        if isinstance(a, dict):
+            return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        return (
+            a.dtype == b.dtype
+            and a.shape == b.shape
+            and all(
+                np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y
+                for x, y in zip(a, b, strict=True)
+            )
+        )
+
+    assert same(merged, expected)
     envs.close()
