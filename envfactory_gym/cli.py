@@ -265,9 +265,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(json.dumps(result, indent=2))
         else:
             where = ""
-            if args.vector == "pool":
+            if args.vector == "pool" and args.num_workers == 0:
+                where = ", in this process"
+            elif args.vector == "pool":
                 here = " + this process" if result["step_here"] else ""
-                where = f", {args.num_workers} workers{here}"
+                where = f", {args.num_workers} worker{'s' * (args.num_workers > 1)}{here}"
             print(
                 f"{result['env']} {result['mode']} x{result['num_envs']}{where}: "
                 f"{result['vector_episodes_per_s']:,.0f} episodes/s vs "

@@ -51,7 +51,9 @@ class ToolUseEnv(gym.Env[str, str]):
     `turn`, and `new_messages`, the OpenAI-style chat messages this step added. `reset` gives
     `messages` (the conversation so far) and `tools` (the tool schemas); the step that ends the
     episode gives `messages` (the whole conversation), `reward_breakdown` and `success`.
-    `conversation()` returns the whole conversation at any time.
+    `conversation()` returns the whole conversation at any time. With `env.info_tools = False`
+    the reset's `tools` is None (a worker of `EnvPool` leaves the copy to the process that
+    receives the info, rather than copying, sending and copying again).
 
     Reward: 0 until the episode ends, then `RewardBreakdown.total` (see `envfactory_gym.reward`):
     0 for an episode that wrote any row the task does not expect to change.
@@ -93,6 +95,8 @@ class ToolUseEnv(gym.Env[str, str]):
             )
         self.reward_config = reward_config or config.reward.model_copy()
         self.user = user or ScriptedUser(config.max_user_replies)
+        self.info_tools = True
+        """Whether reset's info carries a copy of the tool schemas (else None)."""
         self.observation_space = AnyText(MAX_TEXT)
         self.action_space = AnyText(MAX_TEXT)
         self.tools = self.package.tools
@@ -135,7 +139,8 @@ class ToolUseEnv(gym.Env[str, str]):
         self.turn = 0
         self.done = False
         self.last_reward = None
-        info = {"messages": self.conversation(), "tools": self.tool_schemas}
+        tools = self.tool_schemas if self.info_tools else None
+        info = {"messages": self.conversation(), "tools": tools}
         info |= self._info(0)
         return task.instruction, info
 
@@ -346,25 +351,28 @@ class ToolUseEnv(gym.Env[str, str]):
             )
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _copy_json(value: Any) -> Any:
-    """A deep copy of JSON-like data (dicts, lists, scalars), much faster than copy.deepcopy."""
+    """A deep copy of JSON-like data (dicts, lists, scalars), much faster than copy.deepcopy:
+    scalars are shared, only containers are copied."""
     if isinstance(value, dict):
-        return {k: _copy_json(v) for k, v in value.items()}
+        return {k: v if type(v) in _SCALARS else _copy_json(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_copy_json(v) for v in value]
+        return [v if type(v) in _SCALARS else _copy_json(v) for v in value]
     return value
 
 
 def _copy_message(message: dict[str, Any]) -> dict[str, Any]:
-    if "tool_calls" not in message:
-        return dict(message)
-    copied = dict(message)
-    copied["tool_calls"] = [
-        {"id": c["id"], "type": c["type"],
-         "function": {"name": c["function"]["name"],
-                      "arguments": _copy_json(c["function"]["arguments"])}}
-        for c in message["tool_calls"]
-    ]  # fmt: skip
+    copied = message.copy()
+    if "tool_calls" in message:
+        copied["tool_calls"] = [
+            {"id": c["id"], "type": c["type"],
+             "function": {"name": c["function"]["name"],
+                          "arguments": _copy_json(c["function"]["arguments"])}}
+            for c in message["tool_calls"]
+        ]  # fmt: skip
     return copied
 
 

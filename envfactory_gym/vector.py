@@ -27,6 +27,7 @@ import contextlib
 import gc
 import multiprocessing
 import os
+import pickle
 import time
 from multiprocessing.connection import Connection
 from typing import Any
@@ -62,8 +63,10 @@ def usable_cores() -> int:
 class _Share:
     """Envs that one process steps, with their autoreset flags."""
 
-    def __init__(self, count: int, env_kwargs: dict[str, Any]) -> None:
+    def __init__(self, count: int, env_kwargs: dict[str, Any], info_tools: bool = True) -> None:
         self.envs = [ToolUseEnv(**env_kwargs) for _ in range(count)]
+        for env in self.envs:
+            env.info_tools = info_tools
         self.pending_reset = [False] * count
 
     def reset(self, seeds: list[int | None], options: dict[str, Any] | None) -> list[Any]:
@@ -94,7 +97,7 @@ class _Share:
 
 
 def _work(pipe: Connection, count: int, env_kwargs: dict[str, Any], spin: bool) -> None:
-    share = _Share(count, env_kwargs)
+    share = _Share(count, env_kwargs, info_tools=False)  # the pool adds them on its side
     # What the worker inherited and its envs' fixed parts live as long as it does: frozen, the
     # collector neither scans them nor, by touching them, copies the parent's pages after fork.
     gc.freeze()
@@ -118,36 +121,59 @@ def merge_infos(infos: list[dict[str, Any]]) -> dict[str, Any]:
     but with each array made once: per env and key, `_add_info` allocates arrays it throws away,
     which costs more than stepping an env."""
     num_envs = len(infos)
-    grouped: dict[str, list[tuple[int, Any]]] = {}
+    keys = infos[0].keys()
+    merged: dict[str, Any] = {}
+    if all(info.keys() == keys for info in infos):  # the usual case: every env has every key
+        for key in keys:
+            merged[key] = _batch(key, [info[key] for info in infos])
+            mask = np.empty(num_envs, dtype=np.bool_)  # np.ones costs four times as much
+            mask.fill(True)
+            merged[f"_{key}"] = mask
+        return merged
+    grouped: dict[str, dict[int, Any]] = {}
     for index, info in enumerate(infos):
         for key, value in info.items():
-            grouped.setdefault(key, []).append((index, value))
-    merged: dict[str, Any] = {}
-    for key, pairs in grouped.items():
-        first = pairs[0][1]
-        if key != "final_obs" and isinstance(first, dict):
-            nested: list[dict[str, Any]] = [{} for _ in range(num_envs)]
-            for index, value in pairs:
-                nested[index] = value
-            array: Any = merge_infos(nested)
-        else:
-            if key == "final_obs":
-                array = np.empty(num_envs, dtype=object)
-            elif type(first) in (int, float, bool) or isinstance(first, np.number):
-                array = np.zeros(num_envs, dtype=type(first))
-            elif isinstance(first, np.ndarray):
-                array = np.zeros((num_envs, *first.shape), dtype=first.dtype)
-            else:
-                array = np.empty(num_envs, dtype=object)  # every item None
-            for index, value in pairs:
-                array[index] = value
-        if len(pairs) == num_envs:
-            mask = np.ones(num_envs, dtype=np.bool_)
-        else:
-            mask = np.zeros(num_envs, dtype=np.bool_)
-            mask[[index for index, _ in pairs]] = True
-        merged[key], merged[f"_{key}"] = array, mask
+            grouped.setdefault(key, {})[index] = value
+    for key, present in grouped.items():
+        merged[key] = _batch_some(key, present, num_envs)
+        mask = np.zeros(num_envs, dtype=np.bool_)
+        mask[list(present)] = True
+        merged[f"_{key}"] = mask
     return merged
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) in (int, float, bool) or isinstance(value, np.number)
+
+
+def _batch(key: str, values: list[Any]) -> Any:
+    """One info key's values, one per env, as `_add_info` batches them."""
+    first = values[0]
+    if key == "final_obs":
+        return np.fromiter(values, dtype=object, count=len(values))
+    if isinstance(first, dict):
+        return merge_infos(values)
+    if _is_number(first):
+        return np.array(values, dtype=type(first))
+    if isinstance(first, np.ndarray):
+        return _batch_some(key, dict(enumerate(values)), len(values))
+    return np.fromiter(values, dtype=object, count=len(values))  # a list stays one item
+
+
+def _batch_some(key: str, present: dict[int, Any], num_envs: int) -> Any:
+    """One info key's values for the envs that have it (env index -> value)."""
+    first = next(iter(present.values()))
+    if key != "final_obs" and isinstance(first, dict):
+        return merge_infos([present.get(index, {}) for index in range(num_envs)])
+    if key != "final_obs" and _is_number(first):
+        array = np.zeros(num_envs, dtype=type(first))
+    elif key != "final_obs" and isinstance(first, np.ndarray):
+        array = np.zeros((num_envs, *first.shape), dtype=first.dtype)
+    else:
+        array = np.empty(num_envs, dtype=object)  # every item None
+    for index, value in present.items():
+        array[index] = value
+    return array
 
 
 class EnvPool(VectorEnv):
@@ -170,6 +196,7 @@ class EnvPool(VectorEnv):
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.metadata = {**probe.metadata, "autoreset_mode": AutoresetMode.NEXT_STEP}
         self.render_mode = None
+        self._tool_schemas_pickle = probe.package.tool_schemas_pickle
         probe.close()
         if self.num_workers == num_envs:
             step_here = False  # one env per worker: nothing is left to step here
@@ -209,6 +236,10 @@ class EnvPool(VectorEnv):
             ok, payload = receive(pipe, self.spin)
             if not ok:
                 raise payload
+            for result in payload:  # a reset's info: its own copy of the tool schemas
+                info = result[-1]
+                if "tools" in info and info["tools"] is None:
+                    info["tools"] = pickle.loads(self._tool_schemas_pickle)
             results.extend(payload)
         return results
 

@@ -30,6 +30,8 @@ def test_pool_plays_every_episode_like_a_plain_env(workers, step_here):
         expected += [single.step(a)[0] for a in actions]
         obs, info = envs.reset(options={"task_id": task_id})
         assert list(info["task_id"]) == [task_id] * 3 and len(info["tools"][0]) > 5
+        tools = info["tools"]  # every env's own copy, wherever it was stepped
+        assert tools[0] == tools[1] == tools[2] and tools[0] is not tools[2]
         seen = [obs]
         for action in actions:
             obs, rewards, terminated, truncated, info = envs.step([action] * 3)
