@@ -230,17 +230,24 @@ class EnvPool(VectorEnv):
             pipe.send((command, (per_env[start : start + size], *extra)))
             start += size
         results: list[Any] = []
+        error: BaseException | None = None
         if self._local is not None:
-            results = getattr(self._local, command)(per_env[: self._local_size], *extra)
-        for pipe in self._pipes:
+            try:
+                results = getattr(self._local, command)(per_env[: self._local_size], *extra)
+            except Exception as exc:  # noqa: BLE001 - raised once every worker has answered
+                error = exc
+        for pipe in self._pipes:  # every reply is read, so the next call reads its own
             ok, payload = receive(pipe, self.spin)
             if not ok:
-                raise payload
+                error = error or payload
+                continue
             for result in payload:  # a reset's info: its own copy of the tool schemas
                 info = result[-1]
                 if "tools" in info and info["tools"] is None:
                     info["tools"] = pickle.loads(self._tool_schemas_pickle)
             results.extend(payload)
+        if error is not None:
+            raise error
         return results
 
     def reset(

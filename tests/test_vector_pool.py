@@ -56,13 +56,20 @@ def test_next_step_autoreset_and_per_env_seeds(workers):
     envs.close()
 
 
-def test_pool_errors_name_the_problem():
-    envs = EnvPool(2, num_workers=1, package="airline")
+def test_pool_errors_name_the_problem_and_leave_the_pool_usable():
+    envs = EnvPool(2, num_workers=1, package="airline")  # env 0 here, env 1 in the worker
     envs.reset(seed=0)
     with pytest.raises(ValueError, match="expected 2 actions"):
         envs.step(["one"])
     with pytest.raises(TypeError, match="raw text"):
-        envs.step([{"not": "text"}, "fine"])  # raised in the worker, re-raised here
+        envs.step(["fine", {"not": "text"}])  # raised in the worker, re-raised here
+    envs.reset(seed=0)
+    with pytest.raises(TypeError, match="raw text"):
+        envs.step([{"not": "text"}, "fine"])  # raised here, after the worker answered
+    task_id = "airline-cancel-01"
+    envs.reset(options={"task_id": task_id})
+    obs, *_ = envs.step(["What is your user id?"] * 2)
+    assert obs[0] == obs[1] and "user" in obs[0].lower()  # each env answers its own step
     envs.close()
     with pytest.raises(ValueError, match="num_envs"):
         EnvPool(0, package="airline")
