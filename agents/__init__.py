@@ -19,13 +19,13 @@ override them.
 
 import importlib
 from typing import Any
-from urllib.parse import parse_qsl
 
 from envfactory_gym.agents.base import Agent
 from envfactory_gym.agents.endpoint import EndpointAgent, EndpointError
 from envfactory_gym.agents.hf import HFAgent
 from envfactory_gym.agents.oracle import OracleAgent
 from envfactory_gym.agents.random_agent import RandomAgent
+from envfactory_gym.specs import parse_spec_options, thinking_body
 
 AGENTS = {"oracle": OracleAgent, "random": RandomAgent}
 
@@ -82,8 +82,7 @@ def make_agent(spec: str, **kwargs: Any) -> Agent:
         if "tools" in options:
             options["tool_mode"] = options.pop("tools")
         if "thinking" in options:
-            thinking = options.pop("thinking")
-            options["extra_body"] = {"chat_template_kwargs": {"enable_thinking": thinking}}
+            options["extra_body"] = thinking_body(options.pop("thinking"))
         return EndpointAgent(model, url, **{**options, **kwargs})
     if ":" in spec:
         module_name, _, class_name = spec.partition(":")
@@ -105,26 +104,4 @@ def make_agent(spec: str, **kwargs: Any) -> Agent:
 def parse_agent_options(spec: str, allowed: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Split `kind:TARGET?key=value&...` into TARGET and typed options; an unknown key or a
     value of the wrong type raises ValueError naming the spec."""
-    body = spec.partition(":")[2]
-    target, _, query = body.partition("?")
-    options: dict[str, Any] = {}
-    for key, raw in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
-        if key not in allowed:
-            raise ValueError(
-                f"agent {spec!r}: unknown option {key!r}; known: {', '.join(sorted(allowed))}"
-            )
-        kind = allowed[key]
-        try:
-            options[key] = _parse_bool(raw) if kind == "bool" else kind(raw)
-        except ValueError:
-            raise ValueError(f"agent {spec!r}: bad value {raw!r} for option {key!r}") from None
-    return target, options
-
-
-def _parse_bool(raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(raw)
+    return parse_spec_options(spec, allowed, what="agent")

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from envfactory_gym.specs import parse_spec_options, thinking_body
 from envfactory_gym.tasks import Task, UserReactions
 
 STOP_MARKER = "###STOP###"
@@ -778,22 +779,20 @@ def openai_chat(model: str, base_url: str | None = None, **options: Any) -> Open
     return OpenAIChat(model, base_url, **options)
 
 
+_USER_OPTIONS = {"temperature": float, "timeout": float, "max_tokens": int, "thinking": "bool"}
+
+
 def llm_user_from_spec(spec: str) -> LLMUser:
     """An `LLMUser` from a spec: `openai:MODEL@URL[?temperature=0.7&max_tokens=256&thinking=0]`
     (what `envfactory eval --user` takes). `thinking=0|1` is sent as Qwen3's
-    `chat_template_kwargs`."""
-    if not spec.startswith("openai:") or "@" not in spec:
-        raise ValueError(f"user {spec!r}: expected scripted, or openai:MODEL@URL[?options]")
-    model, _, rest = spec.removeprefix("openai:").rpartition("@")
-    url, _, query = rest.partition("?")
-    options: dict[str, Any] = {}
-    for key, value in (part.split("=", 1) for part in query.split("&") if "=" in part):
-        if key in ("temperature", "timeout"):
-            options[key] = float(value)
-        elif key == "max_tokens":
-            options[key] = int(value)
-        elif key == "thinking":
-            options["extra_body"] = {"chat_template_kwargs": {"enable_thinking": value == "1"}}
-        else:
-            raise ValueError(f"user {spec!r}: unknown option {key!r}")
+    `chat_template_kwargs`. Options are parsed as the agents' are (`envfactory_gym.specs`)."""
+    expected = f"user {spec!r}: expected scripted, or openai:MODEL@URL[?options]"
+    if not spec.startswith("openai:"):
+        raise ValueError(expected)
+    target, options = parse_spec_options(spec, _USER_OPTIONS, what="user")
+    model, at, url = target.rpartition("@")
+    if not (at and model and url):
+        raise ValueError(expected)
+    if "thinking" in options:
+        options["extra_body"] = thinking_body(options.pop("thinking"))
     return LLMUser(openai_chat(model, url, **options))

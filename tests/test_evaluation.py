@@ -134,6 +134,10 @@ def test_an_llm_user_plays_the_user_side_of_every_episode(tmp_path: Path) -> Non
     assert user.chat.extra_body == {"chat_template_kwargs": {"enable_thinking": False}}
     with pytest.raises(ValueError, match="unknown option 'colour'"):
         llm_user_from_spec("openai:tiny@http://127.0.0.1:9/v1?colour=red")
+    with pytest.raises(ValueError, match="bad value 'maybe' for option 'thinking'"):
+        llm_user_from_spec("openai:tiny@http://127.0.0.1:9/v1?thinking=maybe")
+    with pytest.raises(ValueError, match="expected scripted, or openai:MODEL@URL"):
+        llm_user_from_spec("openai:http://127.0.0.1:9/v1")
     asked: list[str] = []
 
     def chat(messages, seed) -> str:  # the content is canned; the episodes are real
