@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,7 @@ from envfactory_gym.agents import (
 from envfactory_gym.agents.endpoint import api_messages, text_messages
 from envfactory_gym.agents.hf import resolve_model_path
 from envfactory_gym.evaluation import run_episode
+from tests.serving import free_port, transformers_serve
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -100,12 +99,6 @@ def tokenizer_of(model: Path) -> Any:
     return AutoTokenizer.from_pretrained(model)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class CountingAgent:
     """A user's own agent class (loaded by import path): says it cannot help."""
 
@@ -168,37 +161,12 @@ def warm_model(tiny_model, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(warm_model, tmp_path_factory) -> str:
+def server(warm_model, tmp_path_factory) -> Iterator[str]:
     """`transformers serve` on loopback, serving the warm model; yields its /v1 URL."""
-    executable = shutil.which("transformers") or str(Path(sys.executable).parent / "transformers")
-    port = free_port()
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [executable, "serve", str(warm_model), "--host", "127.0.0.1", "--port", str(port),
-         "--device", "cpu", "--dtype", "float32", "--default-seed", "0"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"transformers serve did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    options = ("--dtype", "float32", "--default-seed", "0")
+    with transformers_serve(warm_model, log_path, *options) as url:
+        yield url
 
 
 # ------------------------------------------------------------------------------------ specs

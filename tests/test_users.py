@@ -8,13 +8,7 @@ but real model output over real HTTP, sampled with the request's seed)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +31,7 @@ from envfactory_gym.users import (
     user_cache_dir,
 )
 from tests.conftest import ENV_ID
+from tests.serving import transformers_serve
 
 AIRLINE = envfactory_gym.load_package("airline")
 RETAIL = envfactory_gym.load_package("retail")
@@ -288,56 +283,20 @@ def test_env_with_llm_user_pickles(tmp_path: Path) -> None:
 
 
 # ----- against a real OpenAI-compatible server ------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def served_tiny_qwen3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`transformers serve` on loopback with the tiny Qwen3 (sampling on, so seeds matter)."""
     for module in ("torch", "transformers", "fastapi", "uvicorn", "openai"):
         pytest.importorskip(module)
-    executable = shutil.which("transformers") or str(Path(sys.executable).with_name("transformers"))
-    if not Path(executable).is_file():
-        pytest.skip("the transformers CLI is not installed")
     from envfactory_gym.training.tiny_model import build_tiny_model
 
     model = Path(build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", vocab_size=4096))
     config = json.loads((model / "generation_config.json").read_text())
     config.update(do_sample=True, top_k=0, max_new_tokens=12)
     (model / "generation_config.json").write_text(json.dumps(config))
-    port = _free_port()
-    log = (tmp_path_factory.mktemp("serve") / "serve.log").open("w")
-    server = subprocess.Popen(
-        [executable, "serve", str(model), "--host", "127.0.0.1", "--port", str(port),
-         "--device", "cpu", "--reasoning", "off"],
-        stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail(f"transformers serve did not start:\n{Path(log.name).read_text()}")
-            time.sleep(0.5)
-        yield f"{url}/v1|{model}"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
+    with transformers_serve(model, log_path, "--reasoning", "off") as url:
+        yield f"{url}|{model}"
 
 
 def test_llm_user_against_transformers_serve_replays_without_the_server(

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from envfactory_gym.specs import parse_bool
+
 ALGOS = ("grpo", "rloo", "ppo", "sft")
 ENV_WORKERS = ("local", "ray")
 
@@ -426,12 +428,10 @@ def _base_type(annotation: Any) -> tuple[Any, bool, bool]:
 
 
 def _parse_bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
+    try:
+        return parse_bool(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a boolean: {text!r}") from None
 
 
 def _converter(kind: Any, optional: bool) -> Any:
