@@ -176,11 +176,15 @@ def bench_vector(
         env.close()
         return episodes / (time.perf_counter() - start)
 
+    steps_here = None
+
     def vector() -> float:
+        nonlocal steps_here
         if mode == "pool":
             envs = gym.make_vec(env_id, num_envs=num_envs, num_workers=num_workers,
                                 step_here=step_here,
                                 vectorization_mode="vector_entry_point")  # fmt: skip
+            steps_here = envs.steps_here
         else:
             envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode)
         envs.reset(options=options)
@@ -201,7 +205,7 @@ def bench_vector(
         "mode": mode,
         "num_envs": num_envs,
         "num_workers": num_workers if mode == "pool" else None,
-        "step_here": step_here if mode == "pool" else None,
+        "step_here": steps_here,
         "single_episodes_per_s": round(one, 1),
         "vector_episodes_per_s": round(many, 1),
         "speedup": round(many / one, 2),

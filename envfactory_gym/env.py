@@ -70,6 +70,8 @@ class ToolUseEnv(gym.Env[str, str]):
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
+    info_tools = True
+    """Whether reset's info carries a copy of the tool schemas (else None); see the Info above."""
 
     def __init__(
         self,
@@ -95,8 +97,6 @@ class ToolUseEnv(gym.Env[str, str]):
             )
         self.reward_config = reward_config or config.reward.model_copy()
         self.user = user or ScriptedUser(config.max_user_replies)
-        self.info_tools = True
-        """Whether reset's info carries a copy of the tool schemas (else None)."""
         self.observation_space = AnyText(MAX_TEXT)
         self.action_space = AnyText(MAX_TEXT)
         self.tools = self.package.tools

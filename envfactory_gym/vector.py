@@ -10,11 +10,12 @@ its actions:
 
 - `num_workers=0` (the default) steps every env in this process, without Gymnasium's wrappers.
 - `num_workers=K` starts K worker processes. This process steps a share too while they work
-  (`step_here=True`, the default), so on 2 cores `num_workers=1` uses both.
-- When the processes stepping envs fit on the machine's cores, each waits for the next message
-  by polling for up to `SPIN_SECONDS` before it sleeps: a sleeping process wakes tens of
-  microseconds late and with cold caches, more than a whole env step. With more processes than
-  cores, nobody polls.
+  (`step_here=True`, the default; not when there are as many workers as envs), so on 2 cores
+  `num_workers=1` uses both.
+- When the pool's processes (the workers and this one) fit on the machine's cores, each waits
+  for the next message by polling for up to `SPIN_SECONDS` before it sleeps: a sleeping process
+  wakes tens of microseconds late and with cold caches, more than a whole env step. With more
+  processes than cores, nobody polls.
 
 Autoreset follows Gymnasium's next-step mode: the step after an env's episode ends resets it
 (with the env's default task choice) and ignores its action; `reset(options=...)` resets every
@@ -99,7 +100,7 @@ class _Share:
 def _work(pipe: Connection, count: int, env_kwargs: dict[str, Any], spin: bool) -> None:
     share = _Share(count, env_kwargs, info_tools=False)  # the pool adds them on its side
     # What the worker inherited and its envs' fixed parts live as long as it does: frozen, the
-    # collector neither scans them nor, by touching them, copies the parent's pages after fork.
+    # collector neither scans them nor, by touching them, copies a forked parent's pages.
     gc.freeze()
     try:
         while True:
@@ -220,6 +221,11 @@ class EnvPool(VectorEnv):
             self._workers.append(worker)
         # made after the fork, so no worker starts with a copy of these databases
         self._local = _Share(self._local_size, env_kwargs) if here else None
+
+    @property
+    def steps_here(self) -> bool:
+        """Whether this process steps a share of the envs itself."""
+        return self._local is not None
 
     # ----- the batch protocol ---------------------------------------------------------------
     def _call(self, command: str, per_env: list[Any], *extra: Any) -> list[Any]:

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from envfactory_gym.actions import format_tool_call
+from envfactory_gym.package import load_package
 from envfactory_gym.tools import ArgumentError, parse_docstring
 
 INJECTIONS = [
@@ -49,6 +50,12 @@ def test_validated_arguments_are_plain_json_with_defaults_filled(package):
     assert validated == arguments and type(validated["flights"][0]) is dict
     assert validated is not arguments
     assert package.tools["get_user_details"].validate({"user_id": "u"}) == {"user_id": "u"}
+    listing = load_package("bank").tools["list_accounts"]  # optional arguments with defaults
+    assert listing.validate({"customer_id": "c"}) == {
+        "customer_id": "c",
+        "limit": 20,
+        "account_type": None,
+    }
     with pytest.raises(ArgumentError, match="total_baggages"):
         package.tools["update_reservation_baggages"].validate(
             {"reservation_id": "A", "total_baggages": True, "nonfree_baggages": 0,

@@ -112,4 +112,14 @@ def test_merged_infos_are_what_gymnasium_builds_one_env_at_a_time():
         )
 
     assert same(merged, expected)
+    # the usual step: every env has the same keys (numbers, texts, lists, nested dicts)
+    env = envs._local.envs[0]
+    env.reset(options={"task_id": "airline-cancel-01"})
+    *_, final = env.step("Goodbye.")
+    alike = [final, {**final, "turn": 7, "success": True}, dict(final)]
+    expected = {}
+    for index, info in enumerate(alike):
+        expected = envs._add_info(expected, info, index)
+    assert set(final) >= {"reward_breakdown", "success", "messages", "turn"}
+    assert same(merge_infos(alike), expected)
     envs.close()
