@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import pickle
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,7 +138,6 @@ class CompositePackage(EnvPackage):
         }
         self.tools = _expose_tools(self.members, folder)
         self.tool_schemas = [t.schema for t in self.tools.values()]
-        self.tool_schemas_pickle = pickle.dumps(self.tool_schemas, pickle.HIGHEST_PROTOCOL)
         own = (folder / "policy.md").read_text(encoding="utf-8").strip()
         self.policy = "\n\n".join(
             [own]

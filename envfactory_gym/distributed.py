@@ -29,10 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from gymnasium.vector import AutoresetMode
-from gymnasium.vector.utils import batch_space
 
-from envfactory_gym.env import ToolUseEnv
 from envfactory_gym.vector import EnvPool, Transition, _Share
 
 RayAddress = bool | str | None
@@ -139,6 +136,18 @@ def _kill(actors: Sequence[Any]) -> None:
     ray = require_ray()
     for actor in actors:
         ray.kill(actor)
+
+
+def _close_actors(actors: Sequence[Any], started_ray: bool) -> None:
+    """Close the actors' envs, kill the actors, and stop Ray if this pool started it (a no-op
+    once the actors are gone, so closing twice is safe)."""
+    if not actors:
+        return
+    ray = require_ray()
+    ray.get([actor.close.remote() for actor in actors])
+    _kill(actors)
+    if started_ray:
+        ray.shutdown()
 
 
 # ----- evaluation -------------------------------------------------------------------------------
@@ -254,18 +263,7 @@ class RayEnvPool(EnvPool):
         num_cpus: float = 1.0,
         **env_kwargs: Any,
     ) -> None:
-        if num_envs < 1 or num_workers < 0:
-            raise ValueError("num_envs must be >= 1 and num_workers >= 0")
-        env_kwargs.pop("max_episode_steps", None)
-        probe = ToolUseEnv(**env_kwargs)  # bad kwargs fail here, not in an actor
-        self.num_envs = num_envs
-        self.single_observation_space = probe.observation_space
-        self.single_action_space = probe.action_space
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.action_space = batch_space(self.single_action_space, num_envs)
-        self.metadata = {**probe.metadata, "autoreset_mode": AutoresetMode.NEXT_STEP}
-        self.render_mode = None
-        probe.close()
+        self._describe(num_envs, num_workers, env_kwargs)  # bad kwargs fail here, not in an actor
         self._local = None
         self._pipes, self._workers = [], []
         ray = require_ray()
@@ -285,14 +283,8 @@ class RayEnvPool(EnvPool):
         return [item for part in ray.get(refs) for item in part]
 
     def close_extras(self, **kwargs: Any) -> None:
-        if not self._actors:
-            return
-        ray = require_ray()
-        ray.get([actor.close.remote() for actor in self._actors])
-        _kill(self._actors)
+        _close_actors(self._actors, self._started_ray)
         self._actors = []
-        if self._started_ray:
-            ray.shutdown()
 
 
 # ----- training rollouts ------------------------------------------------------------------------
@@ -400,11 +392,5 @@ class RayEnvSlots:
         return [results[i] for i in indices]
 
     def close(self) -> None:
-        if not self._actors:
-            return
-        ray = require_ray()
-        ray.get([actor.close.remote() for actor in self._actors])
-        _kill(self._actors)
+        _close_actors(self._actors, self._started_ray)
         self._actors = []
-        if self._started_ray:
-            ray.shutdown()

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
-import pickle
 import sqlite3
-import weakref
 from typing import Any
 
 import gymnasium as gym
@@ -100,7 +98,7 @@ class ToolUseEnv(gym.Env[str, str]):
         self.observation_space = AnyText(MAX_TEXT)
         self.action_space = AnyText(MAX_TEXT)
         self.tools = self.package.tools
-        self.system_prompt = _system_prompt(self.package)
+        self.system_prompt = self.package.system_prompt
         self.db = self.package.new_database()
         self.task: Task | None = None
         self.messages: list[dict[str, Any]] = []
@@ -322,7 +320,7 @@ class ToolUseEnv(gym.Env[str, str]):
     @property
     def tool_schemas(self) -> list[dict[str, Any]]:
         """The tool schemas (OpenAI function format): a fresh copy on every access."""
-        return pickle.loads(self.package.tool_schemas_pickle)
+        return self.package.copy_tool_schemas()
 
     # ----- pickling -----------------------------------------------------------------------
     def _fingerprint(self) -> tuple[str, list[tuple[str, str]]]:
@@ -378,25 +376,3 @@ def _copy_message(message: dict[str, Any]) -> dict[str, Any]:
 
 def _to_text(result: Any) -> str:
     return result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
-
-
-_SYSTEM_PROMPTS: weakref.WeakKeyDictionary[EnvPackage, str] = weakref.WeakKeyDictionary()
-
-
-def _system_prompt(package: EnvPackage) -> str:
-    """The package's system prompt, one string shared by its envs (so pickling many envs' resets
-    in one message writes it once)."""
-    if package not in _SYSTEM_PROMPTS:
-        _SYSTEM_PROMPTS[package] = _build_system_prompt(package)
-    return _SYSTEM_PROMPTS[package]
-
-
-def _build_system_prompt(package: EnvPackage) -> str:
-    config = package.config
-    return (
-        f"You are a customer service agent for {config.description}\n"
-        "Use the tools to look things up and make changes; follow the policy below exactly. "
-        "Reply to the user in plain text when you need information from them or when you are "
-        "done.\n\n"
-        f"# Policy\n\n{package.policy.strip()}\n"
-    )

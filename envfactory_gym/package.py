@@ -86,8 +86,6 @@ class EnvPackage:
             obj.name: obj for obj in vars(tools_module).values() if isinstance(obj, Tool)
         }
         self.tool_schemas: list[dict[str, Any]] = [t.schema for t in self.tools.values()]
-        self.tool_schemas_pickle = pickle.dumps(self.tool_schemas, pickle.HIGHEST_PROTOCOL)
-        """Unpickling copies the schemas several times faster than a deep copy."""
         self.tasks: list[Task] = load_tasks(folder / "tasks.jsonl")
         self._template: sqlite3.Connection | None = None
 
@@ -121,6 +119,28 @@ class EnvPackage:
             if p.name in ("schema.sql", "seed.py") or p.suffix in DATA_SUFFIXES
         )  # fmt: skip
         return hash_files(inputs, digest).hexdigest()[:16]
+
+    @functools.cached_property
+    def tool_schemas_pickle(self) -> bytes:
+        """The tool schemas pickled once: unpickling copies them several times faster than a
+        deep copy."""
+        return pickle.dumps(self.tool_schemas, pickle.HIGHEST_PROTOCOL)
+
+    def copy_tool_schemas(self) -> list[dict[str, Any]]:
+        """A fresh copy of the tool schemas, one the caller may change (what reset infos give)."""
+        return pickle.loads(self.tool_schemas_pickle)
+
+    @functools.cached_property
+    def system_prompt(self) -> str:
+        """The agent's system prompt: who it serves and the policy. One string shared by every
+        env of the package, so pickling many envs' resets in one message writes it once."""
+        return (
+            f"You are a customer service agent for {self.config.description}\n"
+            "Use the tools to look things up and make changes; follow the policy below exactly. "
+            "Reply to the user in plain text when you need information from them or when you "
+            "are done.\n\n"
+            f"# Policy\n\n{self.policy.strip()}\n"
+        )
 
     def at_scale(self, scale: int) -> EnvPackage:
         """This package over a database `scale` times larger, for benchmarks: its seed must take

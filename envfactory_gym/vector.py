@@ -28,7 +28,6 @@ import contextlib
 import gc
 import multiprocessing
 import os
-import pickle
 import time
 from multiprocessing.connection import Connection
 from typing import Any
@@ -185,20 +184,8 @@ class EnvPool(VectorEnv):
     def __init__(
         self, num_envs: int, num_workers: int = 0, step_here: bool = True, **env_kwargs: Any
     ) -> None:
-        if num_envs < 1 or num_workers < 0:
-            raise ValueError("num_envs must be >= 1 and num_workers >= 0")
-        env_kwargs.pop("max_episode_steps", None)  # make_vec passes the spec's, which we ignore
-        self.num_envs = num_envs
+        self._describe(num_envs, num_workers, env_kwargs)
         self.num_workers = min(num_workers, num_envs)
-        probe = ToolUseEnv(**env_kwargs)
-        self.single_observation_space = probe.observation_space
-        self.single_action_space = probe.action_space
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.action_space = batch_space(self.single_action_space, num_envs)
-        self.metadata = {**probe.metadata, "autoreset_mode": AutoresetMode.NEXT_STEP}
-        self.render_mode = None
-        self._tool_schemas_pickle = probe.package.tool_schemas_pickle
-        probe.close()
         if self.num_workers == num_envs:
             step_here = False  # one env per worker: nothing is left to step here
         here = step_here or self.num_workers == 0
@@ -221,6 +208,23 @@ class EnvPool(VectorEnv):
             self._workers.append(worker)
         # made after the fork, so no worker starts with a copy of these databases
         self._local = _Share(self._local_size, env_kwargs) if here else None
+
+    def _describe(self, num_envs: int, num_workers: int, env_kwargs: dict[str, Any]) -> None:
+        """Check the sizes and take the spaces, metadata and package from a probe env built with
+        `env_kwargs` (bad kwargs fail here, before any worker starts)."""
+        if num_envs < 1 or num_workers < 0:
+            raise ValueError("num_envs must be >= 1 and num_workers >= 0")
+        env_kwargs.pop("max_episode_steps", None)  # make_vec passes the spec's, which we ignore
+        self.num_envs = num_envs
+        probe = ToolUseEnv(**env_kwargs)
+        self.single_observation_space = probe.observation_space
+        self.single_action_space = probe.action_space
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.metadata = {**probe.metadata, "autoreset_mode": AutoresetMode.NEXT_STEP}
+        self.render_mode = None
+        self._package = probe.package
+        probe.close()
 
     @property
     def steps_here(self) -> bool:
@@ -250,7 +254,7 @@ class EnvPool(VectorEnv):
             for result in payload:  # a reset's info: its own copy of the tool schemas
                 info = result[-1]
                 if "tools" in info and info["tools"] is None:
-                    info["tools"] = pickle.loads(self._tool_schemas_pickle)
+                    info["tools"] = self._package.copy_tool_schemas()
             results.extend(payload)
         if error is not None:
             raise error
