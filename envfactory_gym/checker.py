@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from envfactory_gym.actions import format_tool_call
-from envfactory_gym.database import canonical_diff
+from envfactory_gym.database import comparable_diff
 from envfactory_gym.distractors import leaves
 from envfactory_gym.env import ToolUseEnv
 from envfactory_gym.package import EnvPackage, load_package
@@ -112,7 +112,7 @@ def check_task(
     except Exception as exc:  # any failure of the ground truth is the finding
         return [("replay", f"the ground truth does not replay: {type(exc).__name__}: {exc}")]
     detail = ""
-    if canonical_diff(replayed.diff) != task.expected_state:
+    if comparable_diff(replayed.diff) != task.expected_state:
         detail = "replaying the ground truth gives a different diff than expected_diff"
     elif replayed.written != task.allowed_writes:
         detail = f"allowed_writes {task.allowed_writes} != rows written {replayed.written}"

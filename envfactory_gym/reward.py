@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from envfactory_gym.database import Diff, canonical_diff
+from envfactory_gym.database import Diff, comparable_diff
 from envfactory_gym.tasks import Task, ToolCall
 
 
@@ -104,7 +104,7 @@ def compute_reward(
     tau = config.tau if tau is None else tau
     matched = match_calls(task.calls, calls, config.number_tolerance)
     trace = matched / len(task.calls) if task.calls else 1.0
-    state = 1.0 if canonical_diff(diff) == task.expected_state else 0.0
+    state = 1.0 if comparable_diff(diff) == task.expected_state else 0.0
     text = "\n".join(said_to_user)
     guessed = stated_distractors(task.distractors, text, config.number_tolerance)
     outputs = 0.0 if guessed else outputs_stated(
@@ -156,7 +156,7 @@ def stated_distractors(distractors: list[str], text: str, tolerance: float) -> l
     numbers: list[float] | None = None
     found = []
     for distractor in distractors:
-        target = number_value(distractor)
+        target = _target_value(distractor)
         if target is not None:
             if numbers is None:
                 numbers = stated_numbers(text)
@@ -223,7 +223,7 @@ def outputs_stated(
     if not required:
         return 1.0
     folded = fold(text)
-    targets = [number_value(want) for want in required]
+    targets = [_target_value(want) for want in required]
     numbers = stated_numbers(text) if any(t is not None for t in targets) else []
     if max_numbers is not None:
         extra = {
@@ -246,6 +246,13 @@ def number_value(text: str) -> float | None:
     if not _NUMBER.fullmatch(text) or not text.strip(",-"):
         return None
     return float(text.replace(",", ""))
+
+
+@functools.lru_cache(maxsize=4096)
+def _target_value(text: str) -> float | None:
+    """`number_value` of a task's output or distractor: a task set has few of them, so each is
+    parsed once rather than on every score."""
+    return number_value(text)
 
 
 def close(value: float, target: float, tolerance: float) -> bool:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
-from envfactory_gym.database import canonical_diff
+from envfactory_gym.database import comparable_diff
 
 Split = Literal["train", "test"]
 
@@ -108,9 +108,9 @@ class Task(BaseModel):
         )
 
     @functools.cached_property
-    def expected_state(self) -> tuple[tuple[str, str, str], ...]:
-        """`expected_diff` in canonical form, computed once (the reward compares with it)."""
-        return canonical_diff(self.expected_diff)
+    def expected_state(self) -> dict[str, dict[str, tuple[int, Any]]]:
+        """`expected_diff` in comparable form, computed once (the reward compares with it)."""
+        return comparable_diff(self.expected_diff)
 
     @functools.cached_property
     def allowed_rows(self) -> frozenset[tuple[str, str]]:

@@ -6,7 +6,13 @@ import gymnasium as gym
 import pytest
 
 from envfactory_gym.actions import format_tool_call
-from envfactory_gym.database import Database, build_template, diff_digest, log_json
+from envfactory_gym.database import (
+    Database,
+    build_template,
+    comparable_diff,
+    diff_digest,
+    log_json,
+)
 from tests.conftest import ENV_ID
 
 
@@ -127,6 +133,31 @@ def test_diff_digest_ignores_order():
     b = {"t": {"added": [{"id": 2}, {"id": 1}], "removed": [], "changed": []}}
     assert diff_digest(a) == diff_digest(b) != diff_digest({})
     assert diff_digest({"t": {"added": [], "removed": [], "changed": []}}) == diff_digest({})
+
+
+def test_comparable_diffs_are_equal_exactly_when_the_changes_are():
+    row_a = {"id": 1, "tags": ["x", "y"]}
+    row_b = {"tags": ["x", "y"], "id": 1}  # the same row, its fields in another order
+    changed = {"key": ["A1"], "fields": {"status": ["active", "cancelled"]}}
+
+    def diff(added, changed_rows=()):
+        return {"t": {"added": list(added), "removed": [], "changed": list(changed_rows)}}
+
+    assert comparable_diff(diff([row_a, {"id": 2}])) == comparable_diff(diff([{"id": 2}, row_b]))
+    assert comparable_diff(diff([row_a], [changed])) == comparable_diff(diff([row_b], [changed]))
+    assert comparable_diff(diff([])) == comparable_diff({})
+    assert comparable_diff(diff([{"id": 1.0}])) == comparable_diff(diff([{"id": 1}]))  # as in SQL
+    different = [
+        diff([row_a, row_a]),  # a repeated row counts twice
+        diff([row_a, row_a, {"id": 2}]),
+        diff([row_a, {"id": 2}, {"id": 2}]),
+        diff([{"id": 1, "tags": ["y", "x"]}]),  # list order is part of a value
+        diff([], [changed]),
+        {"u": diff([row_a])["t"]},
+        {"t": {"removed": [row_a]}},
+    ]
+    forms = [comparable_diff(d) for d in [diff([row_a, {"id": 2}]), *different]]
+    assert all(forms[i] != forms[j] for i in range(len(forms)) for j in range(i))
 
 
 def test_foreign_keys_are_enforced(env):
