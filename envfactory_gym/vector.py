@@ -17,6 +17,10 @@ its actions:
   wakes tens of microseconds late and with cold caches, more than a whole env step. With more
   processes than cores, nobody polls.
 
+A call interrupted midway (Ctrl-C while this process steps its share) leaves the envs where
+it took them, and the next call reads its own replies; `reset` to start over. A worker that
+has died fails the next call with a `RuntimeError` that names it.
+
 Autoreset follows Gymnasium's next-step mode: the step after an env's episode ends resets it
 (with the env's default task choice) and ignores its action; `reset(options=...)` resets every
 env and clears those flags.
@@ -194,6 +198,8 @@ class EnvPool(VectorEnv):
         self._sizes = [len(part) for part in parts[1 if here else 0 :]]
         self._pipes: list[Connection] = []
         self._workers: list[Any] = []
+        self._unread: list[bool] = []
+        """Per worker: whether a reply was asked for and not read yet."""
         self.spin = self.num_workers + 1 <= usable_cores()
         """Whether the pool's processes poll for messages (they fit on the cores)."""
         context = multiprocessing.get_context()
@@ -206,6 +212,7 @@ class EnvPool(VectorEnv):
             child.close()
             self._pipes.append(parent)
             self._workers.append(worker)
+            self._unread.append(False)
         # made after the fork, so no worker starts with a copy of these databases
         self._local = _Share(self._local_size, env_kwargs) if here else None
 
@@ -235,9 +242,10 @@ class EnvPool(VectorEnv):
     def _call(self, command: str, per_env: list[Any], *extra: Any) -> list[Any]:
         """Run `command` on every share with its slice of `per_env`; results in env order. The
         workers get theirs first, so they work while this process runs its own share."""
+        self._read_stale_replies()
         start = self._local_size
-        for pipe, size in zip(self._pipes, self._sizes, strict=True):
-            pipe.send((command, (per_env[start : start + size], *extra)))
+        for index, size in enumerate(self._sizes):
+            self._send(index, (command, (per_env[start : start + size], *extra)))
             start += size
         results: list[Any] = []
         error: BaseException | None = None
@@ -246,8 +254,8 @@ class EnvPool(VectorEnv):
                 results = getattr(self._local, command)(per_env[: self._local_size], *extra)
             except Exception as exc:  # noqa: BLE001 - raised once every worker has answered
                 error = exc
-        for pipe in self._pipes:  # every reply is read, so the next call reads its own
-            ok, payload = receive(pipe, self.spin)
+        for index in range(len(self._pipes)):  # every reply is read, so the next call reads its own
+            ok, payload = self._receive(index)
             if not ok:
                 error = error or payload
                 continue
@@ -259,6 +267,36 @@ class EnvPool(VectorEnv):
         if error is not None:
             raise error
         return results
+
+    def _send(self, index: int, message: tuple[str, tuple[Any, ...]]) -> None:
+        try:
+            self._pipes[index].send(message)
+        except OSError as exc:  # BrokenPipeError: the worker is gone
+            raise self._worker_gone(index) from exc
+        self._unread[index] = True
+
+    def _receive(self, index: int) -> Any:
+        try:
+            reply = receive(self._pipes[index], self.spin)
+        except (EOFError, OSError) as exc:
+            raise self._worker_gone(index) from exc
+        self._unread[index] = False
+        return reply
+
+    def _read_stale_replies(self) -> None:
+        """Drop the replies a call left unread when it was interrupted (a KeyboardInterrupt
+        while this process stepped its share), so that this call reads its own."""
+        for index, unread in enumerate(self._unread):
+            if unread:
+                self._receive(index)
+
+    def _worker_gone(self, index: int) -> RuntimeError:
+        worker = self._workers[index]
+        worker.join(timeout=1)
+        return RuntimeError(
+            f"EnvPool worker {index} (pid {worker.pid}) has exited with code {worker.exitcode}; "
+            "its envs are lost: close this pool and make a new one"
+        )
 
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
@@ -296,4 +334,4 @@ class EnvPool(VectorEnv):
             worker.join(timeout=5)
             if worker.is_alive():
                 worker.terminate()
-        self._pipes, self._workers = [], []
+        self._pipes, self._workers, self._unread = [], [], []

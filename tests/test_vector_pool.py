@@ -75,6 +75,34 @@ def test_pool_errors_name_the_problem_and_leave_the_pool_usable():
         EnvPool(0, package="airline")
 
 
+def test_a_step_interrupted_here_leaves_the_next_call_reading_its_own_replies(monkeypatch):
+    envs = EnvPool(2, num_workers=1, package="airline")  # env 0 here, env 1 in the worker
+    envs.reset(seed=0)
+
+    def interrupted(actions):
+        raise KeyboardInterrupt  # Ctrl-C while this process steps its share
+
+    with monkeypatch.context() as patch:
+        patch.setattr(envs._local, "step", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            envs.step(["Hello."] * 2)  # the worker has stepped and replied; nobody read it
+    observations, _ = envs.reset(options={"task_id": "airline-cancel-01"})
+    assert observations[0] == observations[1]  # the reset's own replies, not the stale step's
+    obs, *_ = envs.step(["What is your user id?"] * 2)
+    assert obs[0] == obs[1]
+    envs.close()
+
+
+def test_a_dead_worker_is_named_not_read_as_a_broken_pipe():
+    envs = EnvPool(2, num_workers=1, package="airline")
+    envs.reset(seed=0)
+    envs._workers[0].kill()
+    envs._workers[0].join()
+    with pytest.raises(RuntimeError, match=r"worker 0 \(pid \d+\) has exited .* make a new one"):
+        envs.step(["Hello."] * 2)
+    envs.close()
+
+
 def test_default_make_vec_is_the_in_process_pool():
     envs = gym.make_vec(ENV_ID, num_envs=2)
     assert isinstance(envs, EnvPool) and envs.num_workers == 0
