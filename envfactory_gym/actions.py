@@ -56,6 +56,18 @@ def parse_action(text: str, max_calls: int = 16) -> ParsedAction:
     """Split raw model output into tool calls and the plain-text message around them."""
     if not isinstance(text, str):
         raise TypeError(f"an action is the model's text (str), got {type(text).__name__}")
+    if (
+        max_calls > 0
+        and text.count("<") == 2
+        and text.startswith(CALL_OPEN)
+        and text.endswith(CALL_CLOSE)
+    ):  # the usual turn, one call and nothing else: what `_scan` finds, without the scan
+        return ParsedAction("", [_parse_call(text[len(CALL_OPEN) : -len(CALL_CLOSE)])])
+    return _scan(text, max_calls)
+
+
+def _scan(text: str, max_calls: int) -> ParsedAction:
+    """`parse_action`'s one linear scan over the text (see the module doc)."""
     outside: list[str] = []
     calls: list[ParsedCall] = []
     skipped = 0

@@ -309,3 +309,39 @@ def format_table(results: list[dict[str, Any]]) -> str:
              for row in [head, *rows]]  # fmt: skip
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(lines) + "\n(in parentheses: the tool function alone on the database)"
+
+
+def plot_scales(results: list[dict[str, Any]], path: str) -> None:
+    """`format_table`'s figures as a chart: per operation one bar per database scale, on a log
+    axis, so a flat operation shows as bars of one length. Needs matplotlib (the `plot` extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SystemExit("--png needs matplotlib: pip install 'envfactory-gym[plot]'") from None
+    first = results[0]
+    labels = [f"{name} ({tool['kind']})" for name, tool in first["tools"].items()]
+    labels += ["reset after a write", "reward"]
+
+    def figures(result: dict[str, Any]) -> list[float]:
+        steps = [tool["step_us"] for tool in result["tools"].values()]
+        return steps + [result["reset_us"], result["reward_us"]]
+
+    height = 0.8 / len(results)
+    fig, ax = plt.subplots(figsize=(8, 0.42 * len(labels) + 1.4))
+    for index, result in enumerate(results):
+        offsets = [row - 0.4 + height * (index + 0.5) for row in range(len(labels))]
+        ax.barh(offsets, figures(result), height=height,
+                label=f"{result['scale']}x ({result['rows']:,} rows)")  # fmt: skip
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("microseconds (log scale; env.step for tools)")
+    ax.set_title(f"{first['env']}: one core, as the database grows")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(axis="x", which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -242,7 +242,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from envfactory_gym.bench import bench, bench_suite, bench_vector, format_table
+    from envfactory_gym.bench import bench, bench_suite, bench_vector, format_table, plot_scales
 
     if args.suite:
         result = bench_suite()
@@ -281,11 +281,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
               rounds=args.rounds, memory=not args.no_memory)
         for scale in args.scale
     ]  # fmt: skip
+    if args.png:
+        plot_scales(results, args.png)
     if args.json:
         print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
         return 0
     print(f"{args.env}, one core; best of {args.rounds} rounds of {args.repeats}-run medians")
     print(format_table(results))
+    if args.png:
+        print(f"chart: {args.png}")
     return 0
 
 
@@ -622,6 +626,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", action="store_true", help="the whole registry instead: import "
                    "time, and memory with one instance of every env (fresh processes)")  # fmt: skip
     p.add_argument("--json", action="store_true")
+    p.add_argument("--png", metavar="PATH", help="also draw the step, reset and reward figures "
+                   "per scale as a chart here (needs matplotlib)")  # fmt: skip
     p.set_defaults(fn=cmd_bench)
     p = sub.add_parser("generate", help="compile a spec into a verified env package")
     p.add_argument("spec", metavar="SPEC.yaml")

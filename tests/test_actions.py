@@ -3,7 +3,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from envfactory_gym.actions import format_tool_call, parse_action
+from envfactory_gym.actions import _scan, format_tool_call, parse_action
 
 
 def test_several_calls_and_a_message():
@@ -62,6 +62,19 @@ def test_parser_never_raises_on_tag_soup(parts):
     parsed = parse_action("".join(parts))
     for call in parsed.calls:
         assert (call.error is None) == isinstance(call.arguments, dict)
+
+
+body_parts = st.sampled_from(
+    ['{"name": "f", "arguments": {"a": 1}}', '"name"', '{"name": "f"', "\n", " ", "</tool_call>",
+     '"arguments": "{}"', '"', "\\u0041", "[]", "}", "{", ","]
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(body_parts, st.text(max_size=4)), max_size=8), st.integers(0, 2))
+def test_the_one_call_shortcut_parses_as_the_full_scan(parts, max_calls):
+    text = "<tool_call>" + "".join(parts) + "</tool_call>"
+    assert parse_action(text, max_calls) == _scan(text, max_calls)
 
 
 @settings(max_examples=200, deadline=None)

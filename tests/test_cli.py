@@ -72,11 +72,13 @@ def test_bench_json_reports_every_metric(capsys):
     assert all(t["step_us"] > 0 and t["tool_alone_us"] > 0 for t in result["tools"].values())
 
 
-def test_bench_table_over_scales_and_vector_mode(capsys):
+def test_bench_table_and_chart_over_scales_and_vector_mode(capsys, tmp_path):
     args = ["bench", "--scale", "1", "2", "--repeats", "5", "--episodes", "4", "--rounds", "1"]
-    assert main([*args, "--no-memory"]) == 0
+    chart = tmp_path / "bench.png"
+    assert main([*args, "--no-memory", "--png", str(chart)]) == 0
     table = capsys.readouterr().out
     assert "1x (21,847 rows)" in table and "2x (" in table and "step search_direct_flight" in table
+    assert f"chart: {chart}" in table and chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["bench", "--vector", "sync", "--num-envs", "2", "--episodes", "4", "--json"]) == 0
     vector = json.loads(capsys.readouterr().out)
     assert vector["mode"] == "sync" and vector["speedup"] > 0
