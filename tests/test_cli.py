@@ -70,6 +70,30 @@ def test_bench_json_reports_every_metric(capsys):
         result["tools"]
     )
     assert all(t["step_us"] > 0 and t["tool_alone_us"] > 0 for t in result["tools"].values())
+    assert all(t["sql_alone_us"] > 0 for t in result["tools"].values())
+    assert result["tools"]["get_user_details"]["statements"] == 1
+
+
+def test_the_sql_floor_replays_exactly_the_statements_a_tool_runs():
+    from envfactory_gym.bench import tool_statements
+    from envfactory_gym.database import Database
+
+    package = load_package("airline")
+    db = Database(package.template)
+    tool = package.tools["cancel_reservation"]
+    statements = tool_statements(db, tool, {"reservation_id": "AIQP49"})
+    assert db.changes() == []  # recording left the database as it was
+    texts = [sql for _, sql, _ in statements]
+    assert not any(t.lstrip().startswith(("SAVEPOINT", "RELEASE")) for t in texts)
+    assert any("UPDATE reservations SET status = 'cancelled'" in t for t in texts)
+    with db.call():
+        for method, sql, params in statements:
+            getattr(db.conn, method)(sql, params)
+    replayed = db.diff()
+    db.reset()
+    with db.call():
+        tool(db, reservation_id="AIQP49")
+    assert replayed == db.diff() != {}  # the statements alone make the tool's changes
 
 
 def test_bench_table_and_chart_over_scales_and_vector_mode(capsys, tmp_path):
