@@ -28,6 +28,7 @@ from envfactory_gym.env import ToolUseEnv
 from envfactory_gym.package import EnvPackage, load_package
 from envfactory_gym.registry import package_name
 from envfactory_gym.tasks import Task, ToolCall
+from envfactory_gym.tools import Tool
 
 
 def _median_us(
@@ -214,11 +215,13 @@ class _StatementLog:
 
 
 def tool_statements(
-    db: Database, tool: Any, arguments: dict[str, Any]
+    db: Database, tool: Tool, arguments: dict[str, Any]
 ) -> list[tuple[str, str, Any]]:
     """The SQL statements (method, text, parameters) one call of `tool` runs on `db`, in order,
-    without the savepoints around it; `db` is reset after. Replayed alone, they are the floor
-    under the tool: its SQL, with the change-log triggers, and none of its Python."""
+    without the savepoints around it; `db` is reset after. Replayed alone (every row fetched),
+    they are the floor under the tool: its SQL, with the change-log triggers, and none of its
+    Python. Statements sent through `db.conn.execute` and `executemany` are seen, which is how
+    `Database` and the shipped tools run every statement."""
     log = _StatementLog(db.conn)
     db.conn = log  # type: ignore[assignment]
     try:
@@ -331,7 +334,6 @@ start = time.perf_counter()
 import envfactory_gym
 imported = time.perf_counter() - start
 import gymnasium as gym
-from tqdm import tqdm
 def rss():
     return int(open('/proc/self/statm').read().split()[1]) * 4096
 before = rss()
@@ -397,9 +399,8 @@ def format_table(results: list[dict[str, Any]]) -> str:
     )
 
 
-def plot_scales(results: list[dict[str, Any]], path: str) -> None:
-    """`format_table`'s figures as a chart: per operation one bar per database scale, on a log
-    axis, so a flat operation shows as bars of one length. Needs matplotlib (the `plot` extra)."""
+def require_matplotlib() -> Any:
+    """`matplotlib.pyplot` on the Agg backend, or a `SystemExit` that says how to install it."""
     try:
         import matplotlib
 
@@ -407,6 +408,14 @@ def plot_scales(results: list[dict[str, Any]], path: str) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise SystemExit("--png needs matplotlib: pip install 'envfactory-gym[plot]'") from None
+    return plt
+
+
+def plot_scales(results: list[dict[str, Any]], path: str) -> None:
+    """The step, reset and reward figures of `format_table` as a chart: per operation one bar
+    per database scale, on a log axis, so a flat operation shows as bars of one length. Needs
+    matplotlib (the `plot` extra)."""
+    plt = require_matplotlib()
     first = results[0]
     labels = [f"{name} ({tool['kind']})" for name, tool in first["tools"].items()]
     labels += ["reset after a write", "reward"]

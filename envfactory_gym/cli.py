@@ -242,8 +242,20 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from envfactory_gym.bench import bench, bench_suite, bench_vector, format_table, plot_scales
+    from envfactory_gym.bench import (
+        bench,
+        bench_suite,
+        bench_vector,
+        format_table,
+        plot_scales,
+        require_matplotlib,
+    )
 
+    if args.png and (args.suite or args.vector):
+        print("error: --png draws the scale table; leave out --suite and --vector", file=sys.stderr)
+        return 2
+    if args.png:
+        require_matplotlib()  # before minutes of measuring, not after
     if args.suite:
         result = bench_suite()
         if args.json:

@@ -307,9 +307,9 @@ def diff_from_changes(changes: Sequence[tuple[str, str, str | None, str | None]]
 def comparable_diff(diff: Diff) -> dict[str, dict[str, tuple[int, Any]]]:
     """A readable diff in a form where equal diffs compare equal whatever their order: per
     table and kind, the count of items and the items (one item as is, several as a multiset,
-    so repeated identical rows still count). Values compare as Python does (1 == 1.0, as in
-    SQL). The reward compares states this way: with no JSON encoding it costs a sixth of
-    `canonical_diff`."""
+    so repeated identical rows still count). Values compare as Python does, which is how SQLite
+    stores them: 1 == 1.0, and true == 1. The reward compares states this way: with no JSON
+    encoding it costs a seventh of `canonical_diff`. For JSON data: dicts, lists, scalars."""
     comparable: dict[str, dict[str, tuple[int, Any]]] = {}
     for table, entry in diff.items():
         kinds: dict[str, tuple[int, Any]] = {}
@@ -324,7 +324,8 @@ def comparable_diff(diff: Diff) -> dict[str, dict[str, tuple[int, Any]]]:
 
 
 def _frozen(value: Any) -> Any:
-    """JSON-like data as a hashable value that compares equal exactly when the data does."""
+    """JSON data (dicts, lists, scalars) as a hashable value that compares equal exactly when
+    the data does."""
     if isinstance(value, dict):
         return frozenset((key, _frozen(item)) for key, item in value.items())
     if isinstance(value, list):
@@ -346,7 +347,8 @@ def canonical_diff(diff: Diff) -> tuple[tuple[str, str, str], ...]:
 
 
 def diff_digest(diff: Diff) -> str:
-    """Canonical digest of a readable diff: equal diffs give equal digests, whatever the order."""
+    """Canonical digest of a readable diff: equal diffs give equal digests, whatever the order.
+    Stricter than `comparable_diff`: 1 and 1.0 digest differently (a replay must match exactly)."""
     return hashlib.sha256(json.dumps(canonical_diff(diff)).encode()).hexdigest()
 
 

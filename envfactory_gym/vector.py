@@ -17,9 +17,10 @@ its actions:
   wakes tens of microseconds late and with cold caches, more than a whole env step. With more
   processes than cores, nobody polls.
 
-A call interrupted midway (Ctrl-C while this process steps its share) leaves the envs where
-it took them, and the next call reads its own replies; `reset` to start over. A worker that
-has died fails the next call with a `RuntimeError` that names it.
+A call interrupted midway (Ctrl-C while this process steps its share; workers ignore Ctrl-C)
+leaves the envs where it took them, and the next call reads its own replies; `reset` to start
+over. An interrupt while a message is half sent or half read breaks that pipe. A worker that
+has died, or whose pipe broke, fails the next call with a `RuntimeError` that names it.
 
 Autoreset follows Gymnasium's next-step mode: the step after an env's episode ends resets it
 (with the env's default task choice) and ignores its action; `reset(options=...)` resets every
@@ -32,6 +33,7 @@ import contextlib
 import gc
 import multiprocessing
 import os
+import signal
 import time
 from multiprocessing.connection import Connection
 from typing import Any
@@ -101,6 +103,9 @@ class _Share:
 
 
 def _work(pipe: Connection, count: int, env_kwargs: dict[str, Any], spin: bool) -> None:
+    # Ctrl-C reaches the whole process group: the pool's process handles it, and the worker
+    # finishes its step and answers, so the pool stays usable (it stops on "close" or SIGTERM).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     share = _Share(count, env_kwargs, info_tools=False)  # the pool adds them on its side
     # What the worker inherited and its envs' fixed parts live as long as it does: frozen, the
     # collector neither scans them nor, by touching them, copies a forked parent's pages.
@@ -242,6 +247,8 @@ class EnvPool(VectorEnv):
     def _call(self, command: str, per_env: list[Any], *extra: Any) -> list[Any]:
         """Run `command` on every share with its slice of `per_env`; results in env order. The
         workers get theirs first, so they work while this process runs its own share."""
+        if self.closed:
+            raise RuntimeError("this EnvPool is closed: make a new one")
         self._read_stale_replies()
         start = self._local_size
         for index, size in enumerate(self._sizes):
@@ -269,6 +276,7 @@ class EnvPool(VectorEnv):
         return results
 
     def _send(self, index: int, message: tuple[str, tuple[Any, ...]]) -> None:
+        """Send worker `index` its command and note that a reply is owed."""
         try:
             self._pipes[index].send(message)
         except OSError as exc:  # BrokenPipeError: the worker is gone
@@ -276,6 +284,7 @@ class EnvPool(VectorEnv):
         self._unread[index] = True
 
     def _receive(self, index: int) -> Any:
+        """Worker `index`'s reply: (ok, results or the exception it raised)."""
         try:
             reply = receive(self._pipes[index], self.spin)
         except (EOFError, OSError) as exc:
@@ -291,11 +300,15 @@ class EnvPool(VectorEnv):
                 self._receive(index)
 
     def _worker_gone(self, index: int) -> RuntimeError:
+        """The error for a worker whose pipe broke: it died, or the pipe was cut mid-message."""
         worker = self._workers[index]
         worker.join(timeout=1)
+        how = "is alive but its pipe is broken" if worker.is_alive() else (
+            f"has exited with code {worker.exitcode}"
+        )  # fmt: skip
         return RuntimeError(
-            f"EnvPool worker {index} (pid {worker.pid}) has exited with code {worker.exitcode}; "
-            "its envs are lost: close this pool and make a new one"
+            f"EnvPool worker {index} (pid {worker.pid}) {how}; its envs are lost: close this "
+            "pool and make a new one"
         )
 
     def reset(

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from envfactory_gym.cli import main
 from envfactory_gym.package import load_package
 
@@ -74,26 +76,29 @@ def test_bench_json_reports_every_metric(capsys):
     assert result["tools"]["get_user_details"]["statements"] == 1
 
 
-def test_the_sql_floor_replays_exactly_the_statements_a_tool_runs():
-    from envfactory_gym.bench import tool_statements
+@pytest.mark.parametrize("name", ["cancel_reservation", "book_reservation"])
+def test_the_sql_floor_replays_exactly_the_statements_a_tool_runs(name):
+    from envfactory_gym.bench import tool_statements, workload
     from envfactory_gym.database import Database
 
     package = load_package("airline")
     db = Database(package.template)
-    tool = package.tools["cancel_reservation"]
-    statements = tool_statements(db, tool, {"reservation_id": "AIQP49"})
+    tool = package.tools[name]
+    arguments = tool.validate(workload(package)[2][name].arguments)
+    statements = tool_statements(db, tool, arguments)
     assert db.changes() == []  # recording left the database as it was
     texts = [sql for _, sql, _ in statements]
     assert not any(t.lstrip().startswith(("SAVEPOINT", "RELEASE")) for t in texts)
-    assert any("UPDATE reservations SET status = 'cancelled'" in t for t in texts)
     with db.call():
         for method, sql, params in statements:
             getattr(db.conn, method)(sql, params)
     replayed = db.diff()
     db.reset()
     with db.call():
-        tool(db, reservation_id="AIQP49")
+        tool(db, **arguments)
     assert replayed == db.diff() != {}  # the statements alone make the tool's changes
+    if name == "book_reservation":  # its passengers and flights go in with executemany
+        assert "executemany" in {method for method, _, _ in statements}
 
 
 def test_bench_table_and_chart_over_scales_and_vector_mode(capsys, tmp_path):
@@ -103,6 +108,8 @@ def test_bench_table_and_chart_over_scales_and_vector_mode(capsys, tmp_path):
     table = capsys.readouterr().out
     assert "1x (21,847 rows)" in table and "2x (" in table and "step search_direct_flight" in table
     assert f"chart: {chart}" in table and chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["bench", "--vector", "sync", "--png", str(chart)]) == 2  # a chart of scales only
+    assert "--png draws the scale table" in capsys.readouterr().err
     assert main(["bench", "--vector", "sync", "--num-envs", "2", "--episodes", "4", "--json"]) == 0
     vector = json.loads(capsys.readouterr().out)
     assert vector["mode"] == "sync" and vector["speedup"] > 0

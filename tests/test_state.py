@@ -151,7 +151,9 @@ def test_comparable_diffs_are_equal_exactly_when_the_changes_are():
         diff([row_a, row_a]),  # a repeated row counts twice
         diff([row_a, row_a, {"id": 2}]),
         diff([row_a, {"id": 2}, {"id": 2}]),
-        diff([{"id": 1, "tags": ["y", "x"]}]),  # list order is part of a value
+        diff([{"id": 1, "tags": ["y", "x"]}, {"id": 2}]),  # list order is part of a value
+        diff([{"id": 1, "tags": ["y", "x"]}]),
+        diff([row_a]),
         diff([], [changed]),
         {"u": diff([row_a])["t"]},
         {"t": {"removed": [row_a]}},

@@ -1,6 +1,9 @@
 """`EnvPool`: many envs stepped in batches, in-process or over workers, with Gymnasium's
 next-step autoreset and clean resets with options."""
 
+import os
+import signal
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -78,6 +81,7 @@ def test_pool_errors_name_the_problem_and_leave_the_pool_usable():
 def test_a_step_interrupted_here_leaves_the_next_call_reading_its_own_replies(monkeypatch):
     envs = EnvPool(2, num_workers=1, package="airline")  # env 0 here, env 1 in the worker
     envs.reset(seed=0)
+    os.kill(envs._workers[0].pid, signal.SIGINT)  # Ctrl-C reaches the worker too: it goes on
 
     def interrupted(actions):
         raise KeyboardInterrupt  # Ctrl-C while this process steps its share
@@ -89,8 +93,10 @@ def test_a_step_interrupted_here_leaves_the_next_call_reading_its_own_replies(mo
     observations, _ = envs.reset(options={"task_id": "airline-cancel-01"})
     assert observations[0] == observations[1]  # the reset's own replies, not the stale step's
     obs, *_ = envs.step(["What is your user id?"] * 2)
-    assert obs[0] == obs[1]
+    assert obs[0] == obs[1] and envs._workers[0].is_alive()
     envs.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        envs.step(["Hello."] * 2)
 
 
 def test_a_dead_worker_is_named_not_read_as_a_broken_pipe():
