@@ -44,9 +44,14 @@ def _median_us(
     return statistics.median(samples) / 1000
 
 
-def _best(measure: Callable[[], float], rounds: int, higher_is_better: bool = False) -> float:
-    values = [measure() for _ in range(rounds)]
-    return max(values) if higher_is_better else min(values)
+def _call_and_undo(db: Database, run: Callable[[], Any]) -> None:
+    """Run `run` as one tool call on `db` (a failure counts like any outcome), then reset `db`."""
+    try:
+        with db.call():
+            run()
+    except Exception:  # noqa: BLE001 - a failing call is timed like any other
+        pass
+    db.reset()
 
 
 def _best_of_rounds(
@@ -129,24 +134,17 @@ def bench(
         arguments = tool.validate(call.arguments)
 
         def alone(tool=tool, arguments=arguments) -> None:
-            try:
-                with bare.call():
-                    tool(bare, **arguments)
-            except Exception:  # noqa: BLE001 - a failing call is timed like any other
-                pass
-            bare.reset()
+            _call_and_undo(bare, lambda: tool(bare, **arguments))
 
         statements = tool_statements(bare, tool, arguments)
         statement_counts[name] = len(statements)
 
-        def sql_alone(statements=statements) -> None:
-            try:
-                with bare.call():
-                    for method, sql, params in statements:
-                        getattr(bare.conn, method)(sql, params).fetchall()
-            except Exception:  # noqa: BLE001 - as the tool failed, so may its statements
-                pass
-            bare.reset()
+        def replay(statements=statements) -> None:
+            for method, sql, params in statements:
+                getattr(bare.conn, method)(sql, params).fetchall()
+
+        def sql_alone(replay=replay) -> None:
+            _call_and_undo(bare, replay)
 
         measures[("tools", name, "step_us")] = (
             lambda a=action: _median_us(lambda: env.step(a), repeats, fresh)
@@ -224,14 +222,10 @@ def tool_statements(
     `Database` and the shipped tools run every statement."""
     log = _StatementLog(db.conn)
     db.conn = log  # type: ignore[assignment]
-    try:
-        with db.call():
-            tool(db, **arguments)
-    except Exception:  # noqa: BLE001 - a failing call's statements up to the failure count
-        pass
+    try:  # a failing call's statements up to the failure count
+        _call_and_undo(db, lambda: tool(db, **arguments))
     finally:
         db.conn = log.conn
-        db.reset()
     boundaries = ("SAVEPOINT", "RELEASE", "ROLLBACK")
     return [entry for entry in log.log if not entry[1].lstrip().upper().startswith(boundaries)]
 
@@ -252,7 +246,7 @@ def bench_vector(
     task, episode, _ = workload(package)
     options = {"task_id": task.id}
 
-    def single() -> float:
+    def single() -> float:  # seconds per episode
         env = gym.make(env_id)
         start = time.perf_counter()
         for _ in range(episodes):
@@ -260,11 +254,11 @@ def bench_vector(
             for action in episode:
                 env.step(action)
         env.close()
-        return episodes / (time.perf_counter() - start)
+        return (time.perf_counter() - start) / episodes
 
     steps_here = None
 
-    def vector() -> float:
+    def vector() -> float:  # seconds per episode, as `single`
         nonlocal steps_here
         if mode == "pool":
             envs = gym.make_vec(env_id, num_envs=num_envs, num_workers=num_workers,
@@ -282,10 +276,10 @@ def bench_vector(
         done = max(1, episodes // num_envs) * num_envs
         seconds = time.perf_counter() - start
         envs.close()
-        return done / seconds
+        return seconds / done
 
-    one = _best(single, rounds, higher_is_better=True)
-    many = _best(vector, rounds, higher_is_better=True)
+    best = _best_of_rounds({("single",): single, ("vector",): vector}, rounds)
+    one, many = 1 / best[("single",)], 1 / best[("vector",)]
     return {
         "env": env_id,
         "mode": mode,

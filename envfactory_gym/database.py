@@ -20,8 +20,6 @@ from envfactory_gym.tools import ToolError
 
 CHANGE_LOG = "_changes"
 _SCAN_JSON = json.JSONDecoder().scan_once
-_SORTED_JSON = json.JSONEncoder(sort_keys=True).encode
-"""`json.dumps(value, sort_keys=True)` without building an encoder on every call."""
 
 Diff = dict[str, dict[str, list[dict[str, Any]]]]
 
@@ -338,7 +336,7 @@ def canonical_diff(diff: Diff) -> tuple[tuple[str, str, str], ...]:
     whatever their order, compare equal (and repeated identical rows still count)."""
     return tuple(
         sorted(
-            (table, kind, _SORTED_JSON(item))
+            (table, kind, json.dumps(item, sort_keys=True))
             for table, entry in diff.items()
             for kind, items in entry.items()
             for item in items

@@ -81,10 +81,6 @@ class _Share:
         return [env.reset(seed=seed, options=options) for env, seed in pairs]
 
     def step(self, actions: list[str]) -> list[Transition]:
-        if not any(self.pending_reset):  # the usual step: no env waits for its autoreset
-            results = [env.step(action) for env, action in zip(self.envs, actions, strict=True)]
-            self.pending_reset = [result[2] or result[3] for result in results]
-            return results
         results = []
         for index, (env, action) in enumerate(zip(self.envs, actions, strict=True)):
             if self.pending_reset[index]:
